@@ -1,0 +1,193 @@
+"""AOI and time windows: turn a hot spot, bbox or GeoJSON polygon into one UTM 10 m grid and before/after dates."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import shapely
+from odc.geo import CRS
+from odc.geo.geobox import GeoBox
+from odc.geo.geom import Geometry
+from pyproj import Transformer
+from shapely.geometry import Polygon, box, mapping, shape
+
+from monitoring.config import HotSpot, WindowSettings
+from monitoring.errors import AOIError
+
+RESOLUTION_M = 10.0
+MAX_AOI_KM2 = 2500.0
+"""Ad hoc checks larger than this are refused: split them (the daily run uses a few km² per hot spot)."""
+
+
+def utm_crs(lon: float, lat: float) -> CRS:
+    """The WGS84 / UTM zone CRS that contains a point."""
+    zone = int((lon + 180) // 6) + 1
+    return CRS(f"EPSG:{(32600 if lat >= 0 else 32700) + zone}")
+
+
+@dataclass(frozen=True)
+class AOI:
+    """An area of interest: an id, a WGS84 footprint, and the one grid every source must deliver on."""
+
+    id: str
+    name: str
+    footprint: Polygon
+    """The area in WGS84 (lon/lat), as asked for."""
+    geobox: GeoBox
+    """UTM grid at 10 m covering the footprint; every source returns data on exactly this grid."""
+    hotspot: HotSpot | None = None
+
+    @property
+    def crs(self) -> CRS:
+        return self.geobox.crs
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return tuple(self.geobox.shape)  # type: ignore[return-value]
+
+    @property
+    def area_km2(self) -> float:
+        ny, nx = self.shape
+        return ny * nx * RESOLUTION_M**2 / 1e6
+
+    def bbox_wgs84(self) -> tuple[float, float, float, float]:
+        return tuple(self.footprint.bounds)  # type: ignore[return-value]
+
+
+def _geobox_for(footprint: Polygon, resolution: float = RESOLUTION_M) -> GeoBox:
+    c = footprint.centroid
+    crs = utm_crs(c.x, c.y)
+    geom = Geometry(footprint, "EPSG:4326").to_crs(crs)
+    return GeoBox.from_geopolygon(geom, resolution=resolution, crs=crs, tight=False)
+
+
+def _check_size(aoi_id: str, footprint: Polygon) -> None:
+    c = footprint.centroid
+    t = Transformer.from_crs("EPSG:4326", utm_crs(c.x, c.y).to_wkt(), always_xy=True)
+    area = shapely.ops.transform(t.transform, footprint).area / 1e6
+    if area > MAX_AOI_KM2:
+        raise AOIError(
+            f"area {aoi_id!r} is {area:.0f} km², larger than the {MAX_AOI_KM2:.0f} km² one check may cover; "
+            "split it into smaller boxes."
+        )
+    if area < 0.01:
+        raise AOIError(f"area {aoi_id!r} is {area * 1e6:.0f} m², too small to analyse at 10 m; give at least 100 m x 100 m.")
+
+
+def aoi_from_hotspot(h: HotSpot) -> AOI:
+    """A square of side h.aoi_km centred on the hot spot, on its UTM 10 m grid."""
+    crs = utm_crs(h.lon, h.lat)
+    to_utm = Transformer.from_crs("EPSG:4326", crs.to_wkt(), always_xy=True)
+    to_ll = Transformer.from_crs(crs.to_wkt(), "EPSG:4326", always_xy=True)
+    x, y = to_utm.transform(h.lon, h.lat)
+    half = h.aoi_km * 500.0
+    # Snap to the 10 m grid so the same hot spot always gets the same pixels.
+    x0, y0 = round((x - half) / RESOLUTION_M) * RESOLUTION_M, round((y - half) / RESOLUTION_M) * RESOLUTION_M
+    side = round(h.aoi_km * 1000 / RESOLUTION_M) * RESOLUTION_M
+    sq = box(x0, y0, x0 + side, y0 + side)
+    geobox = GeoBox.from_bbox((x0, y0, x0 + side, y0 + side), crs=crs, resolution=RESOLUTION_M)
+    footprint = shapely.ops.transform(to_ll.transform, sq)
+    return AOI(id=h.id, name=h.name, footprint=footprint, geobox=geobox, hotspot=h)
+
+
+def _adhoc_id(footprint: Polygon) -> str:
+    digest = hashlib.sha1(footprint.wkb).hexdigest()[:8]
+    return f"area-{digest}"
+
+
+def aoi_from_bbox(bbox: tuple[float, float, float, float], *, aoi_id: str | None = None, name: str | None = None) -> AOI:
+    """An AOI from a lon/lat bounding box (min_lon, min_lat, max_lon, max_lat)."""
+    minx, miny, maxx, maxy = bbox
+    if not (-180 <= minx < maxx <= 180 and -90 <= miny < maxy <= 90):
+        raise AOIError(
+            f"bbox {bbox} is not min_lon,min_lat,max_lon,max_lat in degrees with min < max; "
+            "e.g. --bbox 104.66,14.38,104.70,14.41"
+        )
+    fp = box(minx, miny, maxx, maxy)
+    aid = aoi_id or _adhoc_id(fp)
+    _check_size(aid, fp)
+    return AOI(id=aid, name=name or f"Area {bbox}", footprint=fp, geobox=_geobox_for(fp))
+
+
+def aoi_from_geojson(source: str | Path | dict[str, Any], *, aoi_id: str | None = None, name: str | None = None) -> AOI:
+    """An AOI from a GeoJSON Polygon/MultiPolygon (geometry, Feature or FeatureCollection; file or dict)."""
+    label = str(source) if not isinstance(source, dict) else "GeoJSON"
+    if isinstance(source, dict):
+        obj = source
+    else:
+        p = Path(source)
+        try:
+            obj = json.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError as e:
+            raise AOIError(f"{p}: GeoJSON file not found.") from e
+        except json.JSONDecodeError as e:
+            raise AOIError(f"{p}: not valid JSON ({e.msg} at line {e.lineno}).") from e
+    geoms = []
+    kind = obj.get("type") if isinstance(obj, dict) else None
+    if kind == "FeatureCollection":
+        geoms = [f.get("geometry") for f in obj.get("features", [])]
+    elif kind == "Feature":
+        geoms = [obj.get("geometry")]
+    elif kind in ("Polygon", "MultiPolygon"):
+        geoms = [obj]
+    if not geoms or any(g is None or g.get("type") not in ("Polygon", "MultiPolygon") for g in geoms):
+        raise AOIError(f"{label}: expected a Polygon or MultiPolygon (or Features of them) in lon/lat, got {kind!r}.")
+    try:
+        geom = shapely.union_all([shape(g) for g in geoms])
+    except Exception as e:  # shapely raises several types for broken rings
+        raise AOIError(f"{label}: geometry cannot be read ({e}).") from e
+    if not geom.is_valid:
+        geom = shapely.make_valid(geom)
+    minx, miny, maxx, maxy = geom.bounds
+    if not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
+        raise AOIError(f"{label}: coordinates are not lon/lat degrees (bounds {geom.bounds}); GeoJSON must be WGS84.")
+    fp = geom if isinstance(geom, Polygon) else geom.envelope
+    aid = aoi_id or _adhoc_id(fp)
+    _check_size(aid, fp)
+    return AOI(id=aid, name=name or "Ad hoc area", footprint=fp, geobox=_geobox_for(fp))
+
+
+def footprint_geojson(aoi: AOI) -> dict[str, Any]:
+    return mapping(aoi.footprint)
+
+
+@dataclass(frozen=True)
+class TimeWindows:
+    """Inclusive date ranges. The optical baseline ends the day before the after window starts."""
+
+    before: tuple[date, date]
+    after: tuple[date, date]
+    sar_before: tuple[date, date]
+
+    def as_dict(self) -> dict[str, list[str]]:
+        return {k: [d.isoformat() for d in getattr(self, k)] for k in ("before", "after", "sar_before")}
+
+
+def windows_for(run_date: date, settings: WindowSettings) -> TimeWindows:
+    """The windows of a daily run on run_date."""
+    after_start = run_date - timedelta(days=settings.after_days - 1)
+    before_end = after_start - timedelta(days=1)
+    return TimeWindows(
+        before=(before_end - timedelta(days=settings.before_days - 1), before_end),
+        after=(after_start, run_date),
+        sar_before=(before_end - timedelta(days=settings.sar_baseline_days - 1), before_end),
+    )
+
+
+def explicit_windows(before: tuple[date, date], after: tuple[date, date], *, sar_baseline_days: int) -> TimeWindows:
+    """Windows given by an analyst; the SAR baseline is at least as long as sar_baseline_days."""
+    for label, (a, b) in (("before", before), ("after", after)):
+        if a > b:
+            raise AOIError(f"the {label} window {a}..{b} ends before it starts; give START..END with START <= END.")
+    if before[1] >= after[0]:
+        raise AOIError(
+            f"the before window {before[0]}..{before[1]} overlaps the after window {after[0]}..{after[1]}; "
+            "the before window must end before the after window starts."
+        )
+    sar_start = min(before[0], before[1] - timedelta(days=sar_baseline_days - 1))
+    return TimeWindows(before=before, after=after, sar_before=(sar_start, before[1]))

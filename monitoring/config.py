@@ -1,0 +1,238 @@
+"""Configuration: hot spots and settings from config/, validated with pydantic (first step of the pipeline)."""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from monitoring.errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+SourceName = Literal["simulator", "sentinelhub", "cdse", "stac", "local"]
+
+
+def config_dir() -> Path:
+    """The folder with hotspots.yaml and settings.yaml: $BORDERWATCH_CONFIG_DIR, ./config, or the project's."""
+    env = os.environ.get("BORDERWATCH_CONFIG_DIR")
+    if env:
+        return Path(env)
+    local = Path.cwd() / "config"
+    if (local / "hotspots.yaml").exists():
+        return local
+    return PROJECT_ROOT / "config"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HotSpot(_Strict):
+    """One border hot spot: where to look and why."""
+
+    id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$")]
+    """Stable identifier, lower-case with dashes (used in file names and alert ids)."""
+    name: str
+    """English name."""
+    name_th: str | None = None
+    """Thai name, where known."""
+    name_km: str | None = None
+    """Khmer name, where known."""
+    province_th: str | None = None
+    """Thai province (district) on the Thai side, or None where the site lies wholly in Cambodia."""
+    province_kh: str | None = None
+    """Cambodian province (district) on the Cambodian side, or None where the site lies wholly in Thailand."""
+    lat: Annotated[float, Field(ge=10.0, le=15.5)]
+    """Latitude (WGS84) of the centre; the border region spans about 10.5–14.7 N."""
+    lon: Annotated[float, Field(ge=102.0, le=106.0)]
+    """Longitude (WGS84) of the centre; the border region spans about 102.3–105.6 E."""
+    coordinates: Literal["sourced", "estimated"]
+    """Whether the centre was read from a public source or estimated."""
+    uncertainty_km: Annotated[float, Field(ge=0.0, le=10.0)] = 0.0
+    """How far the true site may be from the centre (0 for sourced coordinates)."""
+    aoi_km: Annotated[float, Field(gt=0.5, le=30.0)]
+    """Side of the square area of interest, in km. Estimated sites get a margin of twice the uncertainty."""
+    priority: Annotated[int, Field(ge=1, le=3)] = 2
+    """1 = highest; the briefing lists hot spots by priority."""
+    notes: str = ""
+    """What happened there in 2025, with sources."""
+    sources: list[str] = Field(default_factory=list)
+    """Where the coordinates and events come from."""
+
+    @model_validator(mode="after")
+    def _margin_for_estimates(self) -> HotSpot:
+        if self.coordinates == "estimated" and self.uncertainty_km <= 0:
+            raise ValueError("estimated coordinates need uncertainty_km > 0")
+        if self.aoi_km < 2 * self.uncertainty_km:
+            raise ValueError(
+                f"aoi_km {self.aoi_km} is smaller than twice uncertainty_km {self.uncertainty_km}: "
+                "the site could lie outside the area"
+            )
+        return self
+
+
+class HotSpotFile(_Strict):
+    hotspots: list[HotSpot]
+
+    @field_validator("hotspots")
+    @classmethod
+    def _unique_ids(cls, v: list[HotSpot]) -> list[HotSpot]:
+        seen: set[str] = set()
+        for h in v:
+            if h.id in seen:
+                raise ValueError(f"duplicate hot spot id {h.id!r}")
+            seen.add(h.id)
+        return v
+
+
+class SimulatorSettings(_Strict):
+    scenario: str = "scenarios/dec-2025.yaml"
+    """Scenario file, relative to the config folder (or absolute)."""
+    seed: int = 2025
+    """Seed for every random field: the same seed gives the same pixels."""
+
+
+class WindowSettings(_Strict):
+    after_days: Annotated[int, Field(ge=1, le=120)] = 16
+    """The 'after' window: this many days up to and including the run date."""
+    before_days: Annotated[int, Field(ge=5, le=365)] = 60
+    """The optical 'before' (baseline) window, ending where the after window starts."""
+    sar_baseline_days: Annotated[int, Field(ge=12, le=730)] = 90
+    """The SAR baseline window (the issue-4 default is 12 months; 90 days keeps the daily run fast)."""
+    max_cloud_cover: Annotated[float, Field(ge=0, le=100)] = 90.0
+    """Scenes with more cloud than this (scene-level %) are not loaded."""
+
+
+class ThresholdSettings(_Strict):
+    dnbr: float = 0.27
+    """dNBR above which a pixel counts as burnt (USGS/Key & Benson: moderate-low severity starts at 0.27)."""
+    post_nbr_max: float = -0.02
+    """Post-event NBR must fall below this: harvested stubble keeps NBR > 0, char does not."""
+    dndvi: float = 0.2
+    """NDVI drop that counts as vegetation loss."""
+    bare_ndvi_max: float = 0.25
+    """Post-event NDVI below which a pixel is bare soil (earthworks, craters)."""
+    sar_alpha: Annotated[float, Field(gt=0, lt=0.5)] = 1e-4
+    """Family-wise significance level of the Sentinel-1 change test, per pixel, after Bonferroni."""
+    sar_min_change_db: float = 2.0
+    """Smallest backscatter change (dB) reported as structural damage."""
+    builtup_vv_db: float = -6.0
+    """Baseline VV (dB) above which a pixel is treated as built-up (double bounce)."""
+    mmu_ha: Annotated[float, Field(gt=0, le=10)] = 0.2
+    """Minimum mapping unit: smaller alerts are dropped (RADD/GFW report reliably from 0.2 ha)."""
+    min_observed_fraction: Annotated[float, Field(ge=0, le=1)] = 0.5
+    """Below this share of clear pixels in the after window a hot spot is reported as 'not observed'."""
+
+
+class ScheduleSettings(_Strict):
+    cron: str = "0 6 * * *"
+    timezone: str = "Asia/Bangkok"
+
+
+class Settings(BaseSettings):
+    """Run settings: config/settings.yaml, overridden by BORDERWATCH_* environment variables."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="BORDERWATCH_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    source: SourceName = "simulator"
+    simulator: SimulatorSettings = SimulatorSettings()
+    windows: WindowSettings = WindowSettings()
+    thresholds: ThresholdSettings = ThresholdSettings()
+    schedule: ScheduleSettings = ScheduleSettings()
+    output_dir: str = "out"
+    """Where runs are written: <output_dir>/<YYYY-MM-DD>/ (relative to the working directory)."""
+    chunk_size: Annotated[int, Field(ge=64, le=8192)] = 512
+    """Dask chunk edge in pixels."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment wins over the file (passed as init kwargs); explicit init values from code win over both.
+        return env_settings, init_settings
+
+
+def _format_validation_error(path: Path, err: ValidationError, data: Any) -> str:
+    """One line naming the file, the hot spot (when there is one) and the field."""
+    first = err.errors()[0]
+    loc = list(first["loc"])
+    where = ""
+    if len(loc) >= 2 and loc[0] == "hotspots" and isinstance(loc[1], int):
+        idx = loc[1]
+        hid = None
+        try:
+            hid = data["hotspots"][idx].get("id")
+        except (KeyError, IndexError, TypeError, AttributeError):
+            pass
+        where = f"hot spot {hid!r} (entry {idx + 1}), " if hid else f"hot spot entry {idx + 1}, "
+        loc = loc[2:]
+    field = ".".join(str(p) for p in loc) or "(file)"
+    value = first.get("input")
+    shown = "" if isinstance(value, dict | list) else f" (got {value!r})"
+    return f"{path}: {where}field '{field}': {first['msg']}{shown}. Fix that value in the file and run again."
+
+
+def _read_yaml(path: Path) -> Any:
+    if not path.exists():
+        raise ConfigError(f"{path}: file not found. Create it or set BORDERWATCH_CONFIG_DIR to the config folder.")
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({e.__class__.__name__}: {str(e).splitlines()[0]}).") from e
+
+
+def load_hotspots(path: Path | None = None) -> list[HotSpot]:
+    """Read and validate config/hotspots.yaml."""
+    path = path or config_dir() / "hotspots.yaml"
+    data = _read_yaml(path)
+    try:
+        return HotSpotFile.model_validate(data).hotspots
+    except ValidationError as e:
+        raise ConfigError(_format_validation_error(path, e, data)) from e
+
+
+def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
+    """Read and validate config/settings.yaml; environment variables BORDERWATCH_* and overrides win."""
+    path = path or config_dir() / "settings.yaml"
+    data = _read_yaml(path) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings at the top level, got {type(data).__name__}.")
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return Settings(**data)
+    except ValidationError as e:
+        raise ConfigError(_format_validation_error(path, e, data)) from e
+
+
+def resolve_config_path(p: str | Path) -> Path:
+    """A path from settings: absolute as is, else relative to the config folder."""
+    p = Path(p)
+    return p if p.is_absolute() else config_dir() / p
+
+
+def hotspot_by_id(hotspots: list[HotSpot], hotspot_id: str) -> HotSpot:
+    for h in hotspots:
+        if h.id == hotspot_id:
+            return h
+    known = ", ".join(h.id for h in hotspots)
+    raise ConfigError(f"unknown hot spot {hotspot_id!r}. Known ids: {known}. Run 'borderwatch hotspots' to list them.")
+
+
+def parse_date(value: str, *, what: str = "date") -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError as e:
+        raise ConfigError(f"{what} {value!r} is not a date; use YYYY-MM-DD, e.g. 2025-12-22.") from e

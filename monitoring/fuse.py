@@ -1,0 +1,48 @@
+"""Fuse: combine per-sensor detections into one change-type map and confidence tiers with their evidence."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import xarray as xr
+
+from monitoring.detect.result import Detection
+from monitoring.results import Confidence
+
+NONE, BURN, SOIL, STRUCTURE = 0, 1, 2, 3
+"""Pixel codes of the fused map. SOIL becomes earthworks or crater field per region (vectorise)."""
+
+
+def fuse_change_types(
+    *,
+    burn: Detection | None,
+    soil: Detection | None,
+    sar: Detection | None,
+    builtup: xr.DataArray | None,
+) -> xr.DataArray:
+    """One uint8 code per pixel. SAR change on built-up land is structural damage and wins (the optical
+    signal of a collapsed roof is weak and ambiguous); then burn scars; then soil exposure."""
+    layers = [d.mask for d in (burn, soil, sar) if d is not None]
+    if not layers:
+        raise ValueError("fuse_change_types needs at least one detection")
+    codes = xr.zeros_like(layers[0], dtype="uint8")
+    if soil is not None:
+        codes = xr.where(soil.mask, SOIL, codes)
+    if burn is not None:
+        codes = xr.where(burn.mask, BURN, codes)
+    if sar is not None and builtup is not None:
+        codes = xr.where(sar.mask & builtup, STRUCTURE, codes)
+    return codes.astype("uint8").rename("change_code")
+
+
+def confidence_tier(*, sensors: Iterable[str], methods: Iterable[str], observations: int) -> Confidence:
+    """Tiers as the integrated forest alerts define them.
+
+    highest: two independent sensors agree; high: seen again in a later independent observation, or two
+    independent methods agree; low: one method, one observation.
+    """
+    if len(set(sensors)) >= 2:
+        return Confidence.HIGHEST
+    if observations >= 2 or len(set(methods)) >= 2:
+        return Confidence.HIGH
+    return Confidence.LOW

@@ -1,0 +1,298 @@
+"""Pipeline: one area from imagery to alerts and coverage — the library's entry points that flows/ wraps."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import dask
+import numpy as np
+import xarray as xr
+
+from monitoring.aoi import AOI, TimeWindows
+from monitoring.config import Settings, resolve_config_path
+from monitoring.detect import (
+    Detection,
+    builtup_mask,
+    detect_burn_scars,
+    detect_optical_change,
+    detect_sar_change,
+    detect_soil_exposure,
+)
+from monitoring.errors import ConfigError, DetectionError
+from monitoring.fuse import fuse_change_types
+from monitoring.preprocess import add_indices, composite, latest_clear, mask_clouds
+from monitoring.results import Coverage, HotspotResult, Windows, area_dir
+from monitoring.sources.base import ImagerySource, check_optical, check_sar
+from monitoring.vectorise import Evidence, vectorise_alerts
+
+log = logging.getLogger(__name__)
+
+CHIP_MAX_PX = 600
+RGB_MAX_REFLECTANCE = 0.18
+"""True-colour stretch: reflectance 0-0.18 to 0-255 (gamma 1/1.6), the same for every chip and date."""
+CLEAR_DAY_SHARE = 0.5
+"""A day counts as a clear view of an area when at least half of it was clear."""
+
+
+def make_source(settings: Settings) -> ImagerySource:
+    """The imagery source named in settings."""
+    if settings.source == "simulator":
+        from monitoring.sources.simulator import SimulatorSource, load_scenario
+
+        scenario = load_scenario(resolve_config_path(settings.simulator.scenario))
+        return SimulatorSource(scenario, seed=settings.simulator.seed, chunk_size=settings.chunk_size)
+    raise ConfigError(
+        f"source {settings.source!r} is not available in this version (real sources land with issue 3); "
+        "use --source simulator or set source: simulator in config/settings.yaml."
+    )
+
+
+def _rgb(ds: xr.Dataset) -> xr.DataArray:
+    rgb = xr.concat([ds["B04"], ds["B03"], ds["B02"]], dim="band")
+    scaled = (rgb / RGB_MAX_REFLECTANCE).clip(0, 1) ** (1 / 1.6) * 255
+    return scaled.fillna(0).astype("uint8").transpose("y", "x", "band")
+
+
+def _step(shape: tuple[int, int]) -> int:
+    return max(1, int(np.ceil(max(shape) / CHIP_MAX_PX)))
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _save_chips(path: Path, **arrays: np.ndarray) -> None:
+    import io
+
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    _write_atomic(path, buf.getvalue())
+
+
+def save_result(result: HotspotResult, run_dir: Path) -> Path:
+    path = area_dir(run_dir, result.area_id) / "result.json"
+    _write_atomic(path, result.model_dump_json(indent=2).encode())
+    return path
+
+
+def _base_fields(aoi: AOI, windows: TimeWindows, source_name: str, simulated: bool) -> dict[str, Any]:
+    h = aoi.hotspot
+    b = aoi.geobox.boundingbox
+    return {
+        "area_id": aoi.id,
+        "name": aoi.name,
+        "name_th": h.name_th if h else None,
+        "name_km": h.name_km if h else None,
+        "province_th": h.province_th if h else None,
+        "province_kh": h.province_kh if h else None,
+        "priority": h.priority if h else 2,
+        "coordinates": h.coordinates if h else None,
+        "notes": h.notes if h else "",
+        "footprint": json.loads(json.dumps(aoi.footprint.__geo_interface__)),
+        "crs": str(aoi.crs),
+        "bounds": (b.left, b.bottom, b.right, b.top),
+        "windows": Windows(before=windows.before, after=windows.after, sar_before=windows.sar_before),
+        "source": source_name,
+        "simulated": simulated,
+    }
+
+
+def record_failure(
+    aoi: AOI,
+    windows: TimeWindows,
+    *,
+    source_name: str,
+    simulated: bool,
+    run_dir: Path,
+    error: BaseException,
+) -> HotspotResult:
+    """Write a 'failed' result for an area so the briefing reports the failure instead of losing the area."""
+    msg = f"{type(error).__name__}: {error}".strip()
+    result = HotspotResult(**_base_fields(aoi, windows, source_name, simulated), status="failed", error=msg)
+    save_result(result, run_dir)
+    return result
+
+
+def _days(values: np.ndarray) -> list[date]:
+    return [date.fromisoformat(str(np.datetime64(t, "D"))) for t in values]
+
+
+def analyse_area(
+    aoi: AOI,
+    windows: TimeWindows,
+    *,
+    source: ImagerySource,
+    settings: Settings,
+    run_dir: Path,
+) -> HotspotResult:
+    """Load, mask, composite, detect, fuse and vectorise one area; write result.json and chips.npz.
+
+    Everything up to the fused change map is lazy; one dask.compute evaluates it, then the small numpy
+    layers are vectorised. Raises BorderwatchError subclasses for problems the caller should report.
+    """
+    t0 = time.perf_counter()
+    th = settings.thresholds
+    warnings: list[str] = []
+    opt_b = check_optical(source.load_optical(aoi, *windows.before), aoi, *windows.before)
+    opt_a = check_optical(source.load_optical(aoi, *windows.after), aoi, *windows.after)
+    sar = check_sar(source.load_sar(aoi, windows.sar_before[0], windows.after[1]), aoi, windows.sar_before[0],
+                    windows.after[1])
+    landcover = source.load_landcover(aoi)
+
+    lazy: dict[str, Any] = {}
+    detections: list[Detection] = []
+    burn = soil = sar_det = None
+    builtup = None
+    optical_ok = opt_b.sizes["time"] > 0 and opt_a.sizes["time"] > 0
+    if optical_ok:
+        mb = mask_clouds(opt_b)
+        ma = add_indices(mask_clouds(opt_a))
+        base = add_indices(composite(mb))
+        burn = detect_burn_scars(base, ma, thresholds=th)
+        soil = detect_soil_exposure(base, ma, thresholds=th, landcover=landcover)
+        cva = detect_optical_change(base, ma)
+        detections += [burn, soil, cva]
+        after_view = latest_clear(ma, bands=("B02", "B03", "B04"))
+        step = _step(aoi.shape)
+        lazy["before_rgb"] = _rgb(base)[::step, ::step]
+        lazy["after_rgb"] = _rgb(after_view)[::step, ::step]
+        lazy["opt_observed"] = (base["clear_count"] > 0) & ma["clear"].any("time")
+        lazy["clear_share_before"] = mb["clear"].mean(("y", "x"))
+        lazy["clear_share_after"] = ma["clear"].mean(("y", "x"))
+    else:
+        warnings.append(
+            "no Sentinel-2 scene in the "
+            + ("before" if opt_b.sizes["time"] == 0 else "after")
+            + " window: optical change not assessed"
+        )
+    baseline_end = windows.before[1]
+    post = sar["time"].values.astype("datetime64[D]") > np.datetime64(baseline_end)
+    if post.any():
+        try:
+            sar_det = detect_sar_change(sar, baseline_end=baseline_end, thresholds=th)
+            builtup = builtup_mask(sar, baseline_end=baseline_end, thresholds=th, landcover=landcover)
+            detections.append(sar_det)
+        except DetectionError as e:
+            warnings.append(f"Sentinel-1 change not assessed: {e}")
+        lazy["sar_observed"] = sar["valid"].isel(time=np.flatnonzero(post)).any("time")
+    else:
+        warnings.append("no Sentinel-1 scene in the after window: structural damage not assessed")
+    if detections:
+        lazy["codes"] = fuse_change_types(burn=burn, soil=soil, sar=sar_det, builtup=builtup)
+    for d in detections:
+        lazy.update(d.layers())
+
+    # The one explicit compute of this area.
+    (computed,) = dask.compute({k: (v.data if isinstance(v, xr.DataArray) else v) for k, v in lazy.items()})
+    c = {k: np.asarray(v) for k, v in computed.items()}
+
+    shape = aoi.shape
+    opt_obs = c.get("opt_observed", np.zeros(shape, bool))
+    sar_obs = c.get("sar_observed", np.zeros(shape, bool))
+    opt_frac = float(opt_obs.mean())
+    sar_frac = float(sar_obs.mean())
+    clear_days = []
+    if optical_ok:
+        for ds, share in ((opt_b, c["clear_share_before"]), (opt_a, c["clear_share_after"])):
+            clear_days += [d for d, s in zip(_days(ds["time"].values), share) if s >= CLEAR_DAY_SHARE]
+    sar_days = _days(sar["time"].values[post])
+    if opt_frac >= 0.9:
+        status = "observed"
+    elif opt_frac >= 0.1 or sar_frac >= th.min_observed_fraction:
+        status = "partly observed"
+    else:
+        status = "not observed"
+    coverage = Coverage(
+        optical_scenes_before=int(opt_b.sizes["time"]),
+        optical_scenes_after=int(opt_a.sizes["time"]),
+        optical_observed_fraction=round(opt_frac, 4),
+        optical_last_clear=max(clear_days) if clear_days else None,
+        sar_scenes_before=int((~post).sum()),
+        sar_scenes_after=int(post.sum()),
+        sar_observed_fraction=round(sar_frac, 4),
+        sar_last=max(sar_days) if sar_days else None,
+        not_observed_fraction=round(float((~opt_obs & ~sar_obs).mean()), 4),
+        status=status,
+    )
+    if opt_frac < th.min_observed_fraction:
+        warnings.append(
+            f"only {opt_frac:.0%} of the area had a clear optical view in the after window: burn scars, "
+            "earthworks and craters are not assessed in the rest"
+        )
+
+    alerts = []
+    if "codes" in c:
+        base_days = [d for d in clear_days if d <= baseline_end]
+        evidence = Evidence(
+            codes=c["codes"],
+            layers={k: v for k, v in c.items() if "." in k},
+            times={d.method: d.times for d in detections},
+            sensors={d.method: d.sensor for d in detections},
+            scene_ids={d.method: d.scene_ids for d in detections},
+            baseline_last_clear=max(base_days) if base_days else None,
+        )
+        alerts = vectorise_alerts(evidence, geobox=aoi.geobox, area_id=aoi.id, mmu_ha=th.mmu_ha)
+
+    out = area_dir(run_dir, aoi.id)
+    chips = None
+    if optical_ok:
+        step = _step(shape)
+        _save_chips(
+            out / "chips.npz",
+            before_rgb=c["before_rgb"],
+            after_rgb=c["after_rgb"],
+            unobserved=~opt_obs[::step, ::step],
+        )
+        chips = "chips.npz"
+    scene_ids = [str(s) for ds in (opt_b, opt_a, sar) for s in ds["scene_id"].values]
+    result = HotspotResult(
+        **_base_fields(aoi, windows, source.name, source.simulated),
+        status="ok",
+        warnings=warnings,
+        coverage=coverage,
+        alerts=alerts,
+        scene_ids=scene_ids,
+        chips=chips,
+        seconds=round(time.perf_counter() - t0, 2),
+    )
+    save_result(result, run_dir)
+    return result
+
+
+def build_briefing(
+    run_dir: Path,
+    *,
+    run_date: date,
+    kind: str,
+    settings: Settings,
+    source_name: str,
+    simulated: bool,
+) -> dict[str, Path]:
+    """Write briefing.pdf, briefing.geojson and manifest.json from the area results in run_dir."""
+    from monitoring.report import write_briefing
+
+    scenario = settings.simulator.scenario if source_name == "simulator" else None
+    return write_briefing(
+        run_dir,
+        run_date=run_date,
+        kind=kind,
+        source=source_name,
+        simulated=simulated,
+        settings=settings.model_dump(mode="json"),
+        scenario=scenario,
+    )

@@ -1,0 +1,156 @@
+"""Results: the small, serialisable records that pass between the pipeline, the flows and the report."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ChangeType(StrEnum):
+    BURN_SCAR = "burn_scar"
+    CRATER_FIELD = "crater_field"
+    STRUCTURAL_DAMAGE = "structural_damage"
+    EARTHWORKS = "earthworks"
+    VEGETATION_LOSS = "vegetation_loss"
+
+
+CHANGE_LABELS: dict[ChangeType, str] = {
+    ChangeType.BURN_SCAR: "Burn scar",
+    ChangeType.CRATER_FIELD: "Crater field",
+    ChangeType.STRUCTURAL_DAMAGE: "Structural damage",
+    ChangeType.EARTHWORKS: "New earthworks",
+    ChangeType.VEGETATION_LOSS: "Vegetation loss",
+}
+
+
+class Confidence(StrEnum):
+    """Tiers in the manner of the integrated forest alerts (GFW/RADD)."""
+
+    LOW = "low"
+    """One method, one observation."""
+    HIGH = "high"
+    """Seen again in a later independent observation, or two methods agree."""
+    HIGHEST = "highest"
+    """Two independent sensors agree."""
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Alert(_Record):
+    """One change polygon, as written to the GeoJSON (geometry in WGS84 lon/lat)."""
+
+    id: str
+    """Stable id: the same place and change type give the same id on every run."""
+    hotspot_id: str
+    change_type: ChangeType
+    area_ha: float
+    first_observed: date
+    """First clear observation that showed the change."""
+    last_observed: date
+    """Latest observation that still showed it."""
+    last_clear_before: date | None = None
+    """Latest clear observation before the change: the change happened after this day."""
+    confidence: Confidence
+    sensors: list[str]
+    """Independent sensors that saw it, e.g. ['sentinel-2', 'sentinel-1']."""
+    methods: list[str]
+    """Methods that flagged it, e.g. ['dnbr', 's1-welch-t']."""
+    observations: int
+    """Number of clear optical observations after the change that showed it (0 if SAR only)."""
+    score_mean: float
+    """Mean of the primary method's change score inside the polygon (dNBR, dNDVI or dB change)."""
+    score_max: float
+    p_value: float | None = None
+    """Smallest corrected p-value inside the polygon (SAR test), where the method gives one."""
+    thermal_detections: int | None = None
+    """Active-fire detections nearby; None = thermal data not checked in this run."""
+    scene_ids: list[str]
+    lifecycle: Literal["new", "confirmed", "ongoing", "finished"] = "new"
+    geometry: dict[str, Any]
+    """GeoJSON Polygon/MultiPolygon in WGS84."""
+
+
+class Coverage(_Record):
+    """What we could and could not see at one hot spot in the after window."""
+
+    optical_scenes_before: int
+    optical_scenes_after: int
+    optical_observed_fraction: float
+    """Share of the AOI with at least one clear Sentinel-2 observation in the after window."""
+    optical_last_clear: date | None
+    """Latest date on which at least half of the AOI was clear."""
+    sar_scenes_before: int
+    sar_scenes_after: int
+    sar_observed_fraction: float
+    """Share of the AOI SAR saw in the after window (outside layover/shadow)."""
+    sar_last: date | None
+    not_observed_fraction: float
+    """Share of the AOI that neither sensor observed in the after window."""
+    status: Literal["observed", "partly observed", "not observed", "failed"]
+
+
+class Windows(_Record):
+    before: tuple[date, date]
+    after: tuple[date, date]
+    sar_before: tuple[date, date]
+
+
+class HotspotResult(_Record):
+    """Everything the report needs about one area; written as <run>/areas/<id>/result.json."""
+
+    area_id: str
+    name: str
+    name_th: str | None = None
+    name_km: str | None = None
+    province_th: str | None = None
+    province_kh: str | None = None
+    priority: int = 2
+    coordinates: str | None = None
+    """'sourced' or 'estimated' for hot spots; None for ad hoc areas."""
+    notes: str = ""
+    footprint: dict[str, Any]
+    """The AOI as a GeoJSON Polygon in WGS84."""
+    crs: str
+    """The AOI grid's CRS (EPSG code), for maps."""
+    bounds: tuple[float, float, float, float]
+    """The AOI grid's bounds in that CRS (left, bottom, right, top)."""
+    windows: Windows
+    source: str
+    simulated: bool
+    status: Literal["ok", "failed"]
+    error: str | None = None
+    warnings: list[str] = Field(default_factory=list)
+    """What limited the analysis without stopping it (e.g. no SAR after the baseline)."""
+    coverage: Coverage | None = None
+    alerts: list[Alert] = Field(default_factory=list)
+    scene_ids: list[str] = Field(default_factory=list)
+    chips: str | None = None
+    """File name (inside the area folder) of chips.npz: before_rgb, after_rgb (uint8 HxWx3), unobserved (bool)."""
+    seconds: float = 0.0
+
+
+class RunManifest(_Record):
+    """manifest.json: what went in, so a run can be checked and repeated."""
+
+    run_date: date
+    kind: Literal["daily", "area-check"]
+    created: datetime
+    source: str
+    simulated: bool
+    settings: dict[str, Any]
+    scenario: str | None = None
+    areas: list[str]
+    failed: list[str]
+    versions: dict[str, str]
+    scene_ids: dict[str, list[str]]
+    outputs: list[str]
+
+
+def area_dir(run_dir: Path, area_id: str) -> Path:
+    return run_dir / "areas" / area_id
