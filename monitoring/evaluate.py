@@ -1,0 +1,166 @@
+"""Evaluate: score alerts against ground truth (simulator scenarios) per change type."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import rasterio.features
+import shapely
+from odc.geo.geobox import GeoBox
+from pyproj import Transformer
+from scipy import ndimage
+from shapely.geometry import shape
+
+from monitoring.results import Alert, ChangeType
+
+FOUND_SHARE = 0.25
+"""An event counts as found when alerts of its type cover at least this share of its mask."""
+TRUE_SHARE = 0.10
+"""An alert counts as true when at least this share of it lies on an event of its type (20 m tolerance)."""
+TOLERANCE_PX = 2
+
+
+class TruthEvent(Protocol):
+    id: str
+    change_type: ChangeType
+    area_ha: float
+    mask: np.ndarray
+
+
+@dataclass
+class TypeScore:
+    events: int = 0
+    found: int = 0
+    alerts: int = 0
+    true_alerts: int = 0
+    missed: list[str] = field(default_factory=list)
+
+    @property
+    def recall(self) -> float | None:
+        return self.found / self.events if self.events else None
+
+    @property
+    def precision(self) -> float | None:
+        return self.true_alerts / self.alerts if self.alerts else None
+
+    @property
+    def f1(self) -> float | None:
+        p, r = self.precision, self.recall
+        if p is None or r is None or p + r == 0:
+            return None if p is None or r is None else 0.0
+        return 2 * p * r / (p + r)
+
+
+@dataclass
+class AreaScore:
+    by_type: dict[ChangeType, TypeScore]
+    false_alerts: list[Alert]
+    """Alerts that touch no event of any type."""
+    wrong_type: list[Alert]
+    """Alerts on an event of another type."""
+    unchanged_km2: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "by_type": {
+                t.value: {
+                    "events": s.events,
+                    "found": s.found,
+                    "alerts": s.alerts,
+                    "true_alerts": s.true_alerts,
+                    "recall": s.recall,
+                    "precision": s.precision,
+                    "f1": s.f1,
+                    "missed": s.missed,
+                }
+                for t, s in self.by_type.items()
+            },
+            "false_alerts": len(self.false_alerts),
+            "largest_false_alert_ha": max((a.area_ha for a in self.false_alerts), default=0.0),
+            "wrong_type": len(self.wrong_type),
+            "unchanged_km2": self.unchanged_km2,
+        }
+
+
+def rasterise_alerts(alerts: Iterable[Alert], geobox: GeoBox) -> list[tuple[Alert, np.ndarray]]:
+    """Each alert's pixels on the grid (vectorise then rasterise keeps the area)."""
+    to_grid = Transformer.from_crs("EPSG:4326", geobox.crs.to_wkt(), always_xy=True)
+    out = []
+    for a in alerts:
+        geom = shapely.ops.transform(to_grid.transform, shape(a.geometry))
+        px = rasterio.features.rasterize(
+            [(geom, 1)], out_shape=geobox.shape, transform=geobox.affine, fill=0, dtype="uint8"
+        ).astype(bool)
+        out.append((a, px))
+    return out
+
+
+def score_area(
+    alerts: Sequence[Alert],
+    truth: Sequence[TruthEvent],
+    geobox: GeoBox,
+    *,
+    min_event_ha: float = 0.5,
+) -> AreaScore:
+    """Per-type recall (events >= min_event_ha found with the right type) and precision of the alerts."""
+    types = list(ChangeType)
+    by_type = {t: TypeScore() for t in types}
+    rasters = rasterise_alerts(alerts, geobox)
+    union_by_type = {t: np.zeros(geobox.shape, bool) for t in types}
+    for a, px in rasters:
+        union_by_type[a.change_type] |= px
+    near_any = np.zeros(geobox.shape, bool)
+    near_by_type = {t: np.zeros(geobox.shape, bool) for t in types}
+    for ev in truth:
+        grown = ndimage.binary_dilation(ev.mask, iterations=TOLERANCE_PX)
+        near_by_type[ev.change_type] |= grown
+        near_any |= grown
+        if ev.area_ha >= min_event_ha:
+            s = by_type[ev.change_type]
+            s.events += 1
+            covered = union_by_type[ev.change_type][ev.mask].mean() if ev.mask.any() else 0.0
+            if covered >= FOUND_SHARE:
+                s.found += 1
+            else:
+                s.missed.append(ev.id)
+    false_alerts, wrong_type = [], []
+    for a, px in rasters:
+        s = by_type[a.change_type]
+        s.alerts += 1
+        n = max(int(px.sum()), 1)
+        if near_by_type[a.change_type][px].sum() / n >= TRUE_SHARE:
+            s.true_alerts += 1
+        elif near_any[px].sum() / n >= TRUE_SHARE:
+            wrong_type.append(a)
+        else:
+            false_alerts.append(a)
+    px_km2 = abs(geobox.resolution.x * geobox.resolution.y) / 1e6
+    return AreaScore(
+        by_type={t: s for t, s in by_type.items() if s.events or s.alerts},
+        false_alerts=false_alerts,
+        wrong_type=wrong_type,
+        unchanged_km2=float((~near_any).sum() * px_km2),
+    )
+
+
+def pool(scores: Iterable[AreaScore]) -> AreaScore:
+    """Add up area scores (counts, not averages of ratios)."""
+    total: dict[ChangeType, TypeScore] = {}
+    false_alerts: list[Alert] = []
+    wrong: list[Alert] = []
+    km2 = 0.0
+    for sc in scores:
+        for t, s in sc.by_type.items():
+            p = total.setdefault(t, TypeScore())
+            p.events += s.events
+            p.found += s.found
+            p.alerts += s.alerts
+            p.true_alerts += s.true_alerts
+            p.missed += s.missed
+        false_alerts += sc.false_alerts
+        wrong += sc.wrong_type
+        km2 += sc.unchanged_km2
+    return AreaScore(by_type=total, false_alerts=false_alerts, wrong_type=wrong, unchanged_km2=km2)

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from monitoring.evaluate import pool, score_area
+from monitoring.fuse import BURN, STRUCTURE
+from monitoring.results import ChangeType
+from monitoring.vectorise import vectorise_alerts
+from tests.synthetic import tiny_aoi
+from tests.test_vectorise import _evidence
+
+
+@dataclass
+class _Truth:
+    id: str
+    change_type: ChangeType
+    area_ha: float
+    mask: np.ndarray
+
+
+def test_found_missed_false_and_wrong_type() -> None:
+    aoi = tiny_aoi()
+    shape = aoi.shape
+    codes = np.zeros(shape, "uint8")
+    codes[5:15, 5:15] = BURN  # on the burn event: true
+    codes[40:50, 40:50] = BURN  # on the structure event: wrong type
+    codes[5:10, 40:60] = STRUCTURE  # on nothing: false
+    alerts = vectorise_alerts(_evidence(codes), geobox=aoi.geobox, area_id="x", mmu_ha=0.2)
+    m1 = np.zeros(shape, bool)
+    m1[5:15, 5:15] = True
+    m2 = np.zeros(shape, bool)
+    m2[40:50, 40:50] = True
+    m3 = np.zeros(shape, bool)
+    m3[25:28, 25:28] = True  # 0.09 ha: below the size that must be found
+    truth = [
+        _Truth("burn", ChangeType.BURN_SCAR, 1.0, m1),
+        _Truth("struct", ChangeType.STRUCTURAL_DAMAGE, 1.0, m2),
+        _Truth("tiny", ChangeType.EARTHWORKS, 0.09, m3),
+    ]
+    sc = score_area(alerts, truth, aoi.geobox, min_event_ha=0.5)
+    burn = sc.by_type[ChangeType.BURN_SCAR]
+    struct = sc.by_type[ChangeType.STRUCTURAL_DAMAGE]
+    assert (burn.events, burn.found, burn.alerts, burn.true_alerts) == (1, 1, 2, 1)
+    assert burn.precision == pytest.approx(0.5) and burn.recall == 1.0
+    assert (struct.events, struct.found, struct.missed) == (1, 0, ["struct"])
+    assert len(sc.false_alerts) == 1 and len(sc.wrong_type) == 1
+    assert ChangeType.EARTHWORKS not in sc.by_type
+    total = pool([sc, sc])
+    assert total.by_type[ChangeType.BURN_SCAR].events == 2
+    assert total.as_dict()["false_alerts"] == 2
+    assert pd.notna(total.unchanged_km2)
