@@ -1,0 +1,216 @@
+"""Report: the per-area map figure (before, after, change overlay) rendered with matplotlib to PNG bytes."""
+
+from __future__ import annotations
+
+import functools
+import io
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on servers; Figure objects below never touch pyplot either
+
+import numpy as np
+from matplotlib import patheffects
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
+from pyproj import Transformer
+from shapely import transform as shp_transform
+from shapely.geometry import MultiPolygon, Polygon, shape
+
+from monitoring.report.load import Chips
+from monitoring.report.text import date_range
+from monitoring.results import CHANGE_LABELS, Alert, ChangeType, HotspotResult
+
+# Bright outlines with a dark halo read on forest, paddy, bare soil and cloud alike; hues kept apart for
+# colour-blind readers (no red/green pair carries meaning).
+CHANGE_COLOURS: dict[ChangeType, str] = {
+    ChangeType.BURN_SCAR: "#ff7f0e",
+    ChangeType.CRATER_FIELD: "#ffe119",
+    ChangeType.STRUCTURAL_DAMAGE: "#f032e6",
+    ChangeType.EARTHWORKS: "#42d4f4",
+    ChangeType.VEGETATION_LOSS: "#ffffff",
+}
+UNOBSERVED_RGBA = (0.35, 0.35, 0.35, 0.6)
+DPI = 150
+FIG_SIZE_IN = (7.2, 5.2)
+
+_HALO = [patheffects.withStroke(linewidth=3.2, foreground="black")]
+
+
+@functools.lru_cache(maxsize=16)
+def _to_grid(crs: str) -> Transformer:
+    return Transformer.from_crs("EPSG:4326", crs, always_xy=True)
+
+
+def alert_polygons(alert: Alert, crs: str) -> list[Polygon]:
+    """The alert's polygons in the chip's CRS (the grid's UTM zone)."""
+    t = _to_grid(crs)
+    g = shape(alert.geometry)
+    g = shp_transform(g, lambda xy: np.column_stack(t.transform(xy[:, 0], xy[:, 1])))
+    if isinstance(g, MultiPolygon):
+        return list(g.geoms)
+    return [g] if isinstance(g, Polygon) else []
+
+
+def _nice_length(span_m: float) -> float:
+    """A round scale-bar length near a fifth of the map width."""
+    target = span_m / 5
+    for step in (10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 2500, 5000, 10000, 20000, 25000, 50000):
+        if step >= target:
+            return float(step)
+    return 100000.0
+
+
+def _scale_label(m: float) -> str:
+    return f"{m / 1000:g} km" if m >= 1000 else f"{m:g} m"
+
+
+def _north_arrow(ax: Any) -> None:
+    # The chip is on a UTM grid: up is grid north, within about a degree of true north at these latitudes.
+    ax.annotate(
+        "",
+        xy=(0.93, 0.95),
+        xytext=(0.93, 0.79),
+        xycoords="axes fraction",
+        arrowprops={
+            "facecolor": "white",
+            "edgecolor": "black",
+            "width": 3.5,
+            "headwidth": 9,
+            "headlength": 7,
+            "linewidth": 0.8,
+        },
+    )
+    ax.text(
+        0.93,
+        0.73,
+        "N",
+        transform=ax.transAxes,
+        ha="center",
+        va="center",
+        fontsize=8,
+        fontweight="bold",
+        color="white",
+        path_effects=_HALO,
+    )
+
+
+def _panel(ax: Any, rgb: np.ndarray, extent: tuple[float, float, float, float], title: str) -> None:
+    ax.imshow(rgb, extent=extent, origin="upper", interpolation="nearest")
+    ax.set_title(title, fontsize=7.5, pad=3)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_xlim(extent[0], extent[1])
+    ax.set_ylim(extent[2], extent[3])
+    ax.set_aspect("equal")
+
+
+def _hatch_unobserved(ax: Any, unobserved: np.ndarray, extent: tuple[float, float, float, float]) -> None:
+    if not unobserved.any():
+        return
+    overlay = np.zeros((*unobserved.shape, 4))
+    overlay[unobserved] = UNOBSERVED_RGBA
+    ax.imshow(overlay, extent=extent, origin="upper", interpolation="nearest")
+    h, w = unobserved.shape
+    left, right, bottom, top = extent
+    xs = left + (np.arange(w) + 0.5) * (right - left) / w
+    ys = top - (np.arange(h) + 0.5) * (top - bottom) / h
+    with matplotlib.rc_context({"hatch.color": "white", "hatch.linewidth": 0.6}):
+        cs = ax.contourf(xs, ys, unobserved.astype(float), levels=[0.5, 1.5], colors="none", hatches=["////"])
+    # contourf draws edges in the hatch colour; keep only the hatching.
+    for coll in getattr(cs, "collections", [cs]):
+        coll.set_edgecolor("white")
+        coll.set_linewidth(0)
+
+
+def render_area_figure(result: HotspotResult, chips: Chips, *, order: list[Alert], dpi: int = DPI) -> bytes:
+    """The change map (large, left) beside the before and after chips (small, right), as PNG bytes.
+
+    Alerts are outlined in the colour of their change type and numbered in the order of the page's table.
+    """
+    left, bottom, right, top = result.bounds
+    extent = (left, right, bottom, top)
+    w = result.windows
+    fw, fh = FIG_SIZE_IN
+    fig = Figure(figsize=FIG_SIZE_IN, dpi=dpi)
+
+    def axes_in(x: float, y: float, size: float) -> Any:
+        # Positions in inches keep the panels square and the layout the same for every area.
+        return fig.add_axes((x / fw, y / fh, size / fw, size / fh))
+
+    big, small, legend_h, title_h = 4.55, 2.12, 0.42, 0.2
+    ax = axes_in(0.04, legend_h, big)
+    ax_after = axes_in(fw - small - 0.04, legend_h, small)
+    ax_before = axes_in(fw - small - 0.04, legend_h + small + title_h + 0.11, small)
+    _panel(ax, chips.after_rgb, extent, "Change alerts on the after image")
+    _panel(ax_before, chips.before_rgb, extent, f"Before  {date_range(w.before)}")
+    _panel(ax_after, chips.after_rgb, extent, f"After  {date_range(w.after)}")
+    _hatch_unobserved(ax, chips.unobserved, extent)
+    present: list[ChangeType] = []
+    for number, alert in enumerate(order, start=1):
+        colour = CHANGE_COLOURS[alert.change_type]
+        if alert.change_type not in present:
+            present.append(alert.change_type)
+        polys = alert_polygons(alert, result.crs)
+        for poly in polys:
+            for ring in (poly.exterior, *poly.interiors):
+                x, y = ring.xy
+                ax.plot(x, y, color=colour, linewidth=1.5, path_effects=_HALO, solid_joinstyle="round")
+        if polys:
+            pt = max(polys, key=lambda p: p.area).representative_point()
+            ax.text(
+                pt.x,
+                pt.y,
+                str(number),
+                fontsize=7,
+                ha="center",
+                va="center",
+                fontweight="bold",
+                color="black",
+                bbox={"boxstyle": "round,pad=0.15", "fc": colour, "ec": "black", "lw": 0.5},
+            )
+    span = right - left
+    length = _nice_length(span)
+    bar = AnchoredSizeBar(
+        ax.transData,
+        length,
+        _scale_label(length),
+        "lower left",
+        pad=0.35,
+        borderpad=0.5,
+        sep=2,
+        color="black",
+        frameon=True,
+        size_vertical=span / 150,
+        fontproperties={"size": 7},
+    )
+    bar.patch.set_alpha(0.85)
+    ax.add_artist(bar)
+    _north_arrow(ax)
+
+    handles: list[Any] = [
+        Line2D([], [], color=CHANGE_COLOURS[t], linewidth=2.2, path_effects=_HALO, label=CHANGE_LABELS[t])
+        for t in present
+    ]
+    if chips.unobserved.any():
+        handles.append(
+            Patch(facecolor=UNOBSERVED_RGBA, edgecolor="white", hatch="////", label="Not observed")
+        )
+    if not present:
+        handles.insert(0, Line2D([], [], linestyle="none", label="No change alerts"))
+    fig.legend(
+        handles=handles,
+        loc="lower center",
+        ncol=min(6, len(handles)),
+        fontsize=7.5,
+        frameon=False,
+        handlelength=1.8,
+        columnspacing=1.4,
+        bbox_to_anchor=(0.5, 0.0),
+    )
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, facecolor="white")
+    return buf.getvalue()

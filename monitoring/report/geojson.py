@@ -1,0 +1,186 @@
+"""Report: the briefing as an RFC 7946 GeoJSON FeatureCollection (alerts and observed-area footprints)."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from shapely.geometry import MultiPolygon, Polygon, shape
+from shapely.geometry.polygon import orient
+
+from monitoring.errors import ReportError
+from monitoring.report._atomic import write_text_atomic
+from monitoring.report.load import sort_results
+from monitoring.report.text import coverage_line, notice, observation_status, statement
+from monitoring.results import CHANGE_LABELS, HotspotResult
+
+DECIMALS = 6
+"""RFC 7946 §11.2: six decimals of a degree is about 10 cm, finer than any 10 m pixel."""
+
+
+def _clean_ring(ring: Any) -> list[list[float]]:
+    out: list[list[float]] = []
+    for x, y, *_ in ring:  # drop any z: the briefing is 2-D
+        pt = [round(float(x), DECIMALS), round(float(y), DECIMALS)]
+        if not out or pt != out[-1]:  # rounding can merge neighbours; a repeated vertex upsets some readers
+            out.append(pt)
+    if out and out[0] != out[-1]:
+        out.append(out[0])
+    return out
+
+
+def _polygon_coords(p: Polygon) -> list[list[list[float]]]:
+    p = orient(p, sign=1.0)  # right-hand rule: exterior counter-clockwise, holes clockwise
+    return [_clean_ring(p.exterior.coords)] + [_clean_ring(r.coords) for r in p.interiors]
+
+
+def clean_geometry(geom: dict[str, Any], *, what: str) -> dict[str, Any]:
+    """A WGS84 MultiPolygon, oriented by the right-hand rule and rounded to six decimals.
+
+    Every polygon is written as a MultiPolygon: with one geometry type GDAL (and so QGIS) opens the file as a
+    single layer instead of asking which geometry type to load.
+    """
+    try:
+        g = shape(geom)
+    except Exception as e:  # shapely raises several types for malformed GeoJSON
+        raise ReportError(
+            f"{what}: geometry cannot be read ({e}); it must be a GeoJSON Polygon in lon/lat."
+        ) from e
+    minx, miny, maxx, maxy = g.bounds
+    if not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
+        raise ReportError(
+            f"{what}: coordinates {g.bounds} are not lon/lat degrees; "
+            "alert and footprint geometry must be WGS84."
+        )
+    if isinstance(g, Polygon):
+        return {"type": "MultiPolygon", "coordinates": [_polygon_coords(g)]}
+    if isinstance(g, MultiPolygon):
+        return {"type": "MultiPolygon", "coordinates": [_polygon_coords(p) for p in g.geoms]}
+    raise ReportError(f"{what}: geometry is a {g.geom_type}; only Polygon and MultiPolygon can be reported.")
+
+
+def _scalar(v: Any) -> Any:
+    """JSON-safe scalar: ISO dates, no NaN (invalid JSON), enums as their value."""
+    if isinstance(v, datetime):
+        return v.isoformat()
+    if isinstance(v, date):
+        return v.isoformat()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if hasattr(v, "value") and isinstance(v.value, str):
+        return v.value
+    return v
+
+
+def _alert_feature(result: HotspotResult, alert_index: int, *, simulated: bool) -> dict[str, Any]:
+    alert = result.alerts[alert_index]
+    props: dict[str, Any] = {"feature_type": "alert"}
+    for key, value in alert.model_dump(exclude={"geometry"}).items():
+        props[key] = [_scalar(x) for x in value] if isinstance(value, list) else _scalar(value)
+    props.update(
+        hotspot=result.name,
+        change_label=CHANGE_LABELS[alert.change_type],
+        # GDAL reads string lists, but many tools only show scalars: keep a joined copy of each list.
+        sensors_text=", ".join(alert.sensors),
+        methods_text=", ".join(alert.methods),
+        scene_ids_text=", ".join(alert.scene_ids),
+        simulated=simulated,
+    )
+    geometry = clean_geometry(alert.geometry, what=f"alert {alert.id!r} of area {result.area_id!r}")
+    return {"type": "Feature", "id": alert.id, "geometry": geometry, "properties": props}
+
+
+def _observation_feature(result: HotspotResult, *, simulated: bool) -> dict[str, Any]:
+    cov = result.coverage
+    w = result.windows
+    props: dict[str, Any] = {
+        "feature_type": "observation",
+        "hotspot_id": result.area_id,
+        "hotspot": result.name,
+        "name_th": result.name_th,
+        "name_km": result.name_km,
+        "priority": result.priority,
+        "coordinates": result.coordinates,
+        "status": observation_status(result),
+        "run_status": result.status,
+        "error": result.error,
+        "warnings": list(result.warnings),
+        "warnings_text": "; ".join(result.warnings) or None,
+        "statement": statement(result),
+        "coverage_text": coverage_line(cov) if cov else None,
+        "optical_scenes_before": cov.optical_scenes_before if cov else None,
+        "optical_scenes_after": cov.optical_scenes_after if cov else None,
+        "optical_observed_fraction": _scalar(cov.optical_observed_fraction) if cov else None,
+        "optical_last_clear": _scalar(cov.optical_last_clear) if cov else None,
+        "sar_scenes_before": cov.sar_scenes_before if cov else None,
+        "sar_scenes_after": cov.sar_scenes_after if cov else None,
+        "sar_observed_fraction": _scalar(cov.sar_observed_fraction) if cov else None,
+        "sar_last": _scalar(cov.sar_last) if cov else None,
+        "not_observed_fraction": _scalar(cov.not_observed_fraction) if cov else None,
+        "before_start": w.before[0].isoformat(),
+        "before_end": w.before[1].isoformat(),
+        "after_start": w.after[0].isoformat(),
+        "after_end": w.after[1].isoformat(),
+        "sar_before_start": w.sar_before[0].isoformat(),
+        "sar_before_end": w.sar_before[1].isoformat(),
+        "alert_count": len(result.alerts),
+        "scene_count": len(result.scene_ids),
+        "source": result.source,
+        "simulated": simulated,
+    }
+    geometry = clean_geometry(result.footprint, what=f"footprint of area {result.area_id!r}")
+    return {"type": "Feature", "id": f"area:{result.area_id}", "geometry": geometry, "properties": props}
+
+
+def _bbox(features: list[dict[str, Any]]) -> list[float] | None:
+    xs: list[float] = []
+    ys: list[float] = []
+    for f in features:
+        for poly in f["geometry"]["coordinates"]:
+            for x, y in poly[0]:
+                xs.append(x)
+                ys.append(y)
+    return [min(xs), min(ys), max(xs), max(ys)] if xs else None
+
+
+def feature_collection(
+    results: list[HotspotResult],
+    *,
+    run_date: date,
+    source: str,
+    simulated: bool,
+    generated: datetime | None = None,
+) -> dict[str, Any]:
+    """The briefing's FeatureCollection: area footprints first (drawn underneath), then alerts by size."""
+    results = sort_results(results)
+    # A single simulated input makes the whole briefing simulated: never under-label.
+    simulated = simulated or any(r.simulated for r in results)
+    features = [_observation_feature(r, simulated=simulated) for r in results]
+    for r in results:
+        order = sorted(range(len(r.alerts)), key=lambda i: (-r.alerts[i].area_ha, r.alerts[i].id))
+        features.extend(_alert_feature(r, i, simulated=simulated) for i in order)
+    fc: dict[str, Any] = {
+        "type": "FeatureCollection",
+        "name": "briefing",
+        "run_date": run_date.isoformat(),
+        "source": source,
+        "simulated": simulated,
+        "generated": (generated or datetime.now(UTC)).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "notice": notice(simulated),
+    }
+    bbox = _bbox(features)
+    if bbox:
+        fc["bbox"] = bbox
+    fc["features"] = features
+    return fc
+
+
+def write_geojson(
+    results: list[HotspotResult], path: Path | str, *, run_date: date, source: str, simulated: bool
+) -> Path:
+    """Write briefing.geojson (UTF-8, WGS84 lon/lat, no 'crs' member) atomically; returns the path."""
+    fc = feature_collection(results, run_date=run_date, source=source, simulated=simulated)
+    return write_text_atomic(Path(path), json.dumps(fc, ensure_ascii=False, indent=1) + "\n")

@@ -1,0 +1,109 @@
+"""Report: the wording every output shares (coverage statements, notices), so PDF and GeoJSON say the same."""
+
+from __future__ import annotations
+
+import math
+from datetime import date
+
+from monitoring.results import Alert, Confidence, Coverage, HotspotResult
+
+DEFAULT_TITLE = "Border hot spots — satellite observation briefing"
+
+PRELIMINARY = "Preliminary, not validated in the field."
+SIMULATED_NOTICE = "SIMULATED DATA — NOT OBSERVATIONS."
+SIMULATED_EXPLAINED = (
+    "Produced by the Borderwatch simulator for testing and training; nothing here was seen by a satellite."
+)
+NOT_OBSERVED = "Not observed — no statement possible."
+NO_CHANGE = "No change detected in the observed part."
+
+CONFIDENCE_RANK: dict[Confidence, int] = {Confidence.LOW: 0, Confidence.HIGH: 1, Confidence.HIGHEST: 2}
+
+
+def notice(simulated: bool) -> str:
+    """The one-paragraph caveat carried by the GeoJSON and the PDF."""
+    base = (
+        f"{PRELIMINARY} Automated change alerts from satellite imagery; they may include false alarms "
+        "(farm burning, harvest, cloud remnants). 'No change' and 'not observed' are different: "
+        "an area without alerts was only checked where it was observed. Event notes report each side's own "
+        "statements. The international boundary is neither drawn nor asserted."
+    )
+    return f"{SIMULATED_NOTICE} {SIMULATED_EXPLAINED} {base}" if simulated else base
+
+
+def observation_status(result: HotspotResult) -> str:
+    """'observed', 'partly observed', 'not observed' or 'failed'; no coverage counts as not observed."""
+    if result.status == "failed" or (result.coverage is not None and result.coverage.status == "failed"):
+        return "failed"
+    if result.coverage is None:
+        return "not observed"
+    return result.coverage.status
+
+
+def pct(fraction: float | None) -> str:
+    """A share as a percentage that never rounds a partial view to 0% or 100%."""
+    if fraction is None or not math.isfinite(fraction):
+        return "n/a"
+    p = fraction * 100
+    if 0 < p < 1:
+        return "<1%"
+    if 99 < p < 100:
+        return ">99%"
+    return f"{round(p):d}%"
+
+
+def iso(d: date | None, missing: str = "—") -> str:
+    return d.isoformat() if d else missing
+
+
+def date_range(r: tuple[date, date]) -> str:
+    return f"{r[0].isoformat()} – {r[1].isoformat()}"
+
+
+def coverage_line(cov: Coverage | None) -> str:
+    """'Optical: X% observed, last clear DATE; SAR: Y% observed, last pass DATE; not observed: Z%'."""
+    if cov is None:
+        return "Coverage was not recorded for this area."
+    last_clear = iso(cov.optical_last_clear, "none")
+    optical = f"Optical: {pct(cov.optical_observed_fraction)} observed, last clear {last_clear}"
+    sar = f"SAR: {pct(cov.sar_observed_fraction)} observed, last pass {iso(cov.sar_last, 'none')}"
+    return f"{optical}; {sar}; not observed: {pct(cov.not_observed_fraction)}"
+
+
+def statement(result: HotspotResult) -> str:
+    """What may be said about an area: change, no change in the observed part, or nothing at all."""
+    status = observation_status(result)
+    if status == "failed":
+        error = result.error or "no error message was recorded"
+        return f"Analysis failed — no statement possible. Error: {error}"
+    n = len(result.alerts)
+    if status == "not observed":
+        if n:
+            return f"{NOT_OBSERVED} {n} change alert(s) come from the small part that was observed."
+        return NOT_OBSERVED
+    cov = result.coverage
+    rest = ""
+    if status == "partly observed" and cov is not None:
+        rest = (
+            f" {pct(cov.not_observed_fraction)} of the area was not observed — no statement possible there."
+        )
+    if n == 0:
+        return NO_CHANGE + rest
+    return f"{n} change alert{'s' if n != 1 else ''} in the observed part." + rest
+
+
+def highest_confidence(alerts: list[Alert]) -> Confidence | None:
+    return max((a.confidence for a in alerts), key=CONFIDENCE_RANK.__getitem__, default=None)
+
+
+def format_p(p: float | None) -> str:
+    if p is None or not math.isfinite(p):
+        return "—"
+    if p < 1e-10:
+        return "<1e-10"
+    return f"{p:.2g}" if p >= 0.01 else f"{p:.1e}"
+
+
+def provinces_line(result: HotspotResult) -> str:
+    """Both sides named the same way, in alphabetical order, on every page."""
+    return f"Cambodia: {result.province_kh or '—'}; Thailand: {result.province_th or '—'}"

@@ -1,0 +1,174 @@
+"""Tests of the report stage's GeoJSON: RFC 7946, readable by GDAL, honest about simulation and coverage."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import date
+from pathlib import Path
+
+import geopandas as gpd
+import pyogrio
+import pytest
+from shapely.geometry import LinearRing
+
+from monitoring.errors import ReportError
+from monitoring.report import write_geojson
+from monitoring.report.samples import sample_results
+from monitoring.results import HotspotResult
+
+RUN_DATE = date(2025, 12, 22)
+
+
+def _results(simulated: bool = True) -> list[HotspotResult]:
+    return [r for r, _ in sample_results(RUN_DATE, simulated=simulated, size_px=48)]
+
+
+def _write(tmp_path: Path, results: list[HotspotResult], simulated: bool = True) -> tuple[Path, dict]:
+    path = write_geojson(
+        results, tmp_path / "briefing.geojson", run_date=RUN_DATE, source="simulator", simulated=simulated
+    )
+    return path, json.loads(path.read_text(encoding="utf-8"))
+
+
+def _rings(geometry: dict) -> list[tuple[list, bool]]:
+    """(ring, is_exterior) for every ring of a (Multi)Polygon."""
+    polys = geometry["coordinates"] if geometry["type"] == "MultiPolygon" else [geometry["coordinates"]]
+    return [(ring, i == 0) for poly in polys for i, ring in enumerate(poly)]
+
+
+def test_feature_collection_is_rfc7946(tmp_path: Path) -> None:
+    results = _results()
+    _, fc = _write(tmp_path, results)
+    assert fc["type"] == "FeatureCollection"
+    assert "crs" not in fc, "RFC 7946 removed the crs member: coordinates are always WGS84"
+    n_alerts = sum(len(r.alerts) for r in results)
+    assert len(fc["features"]) == n_alerts + len(results)
+    for f in fc["features"]:
+        assert f["type"] == "Feature"
+        assert f["geometry"]["type"] in ("Polygon", "MultiPolygon")
+        for ring, exterior in _rings(f["geometry"]):
+            assert ring[0] == ring[-1] and len(ring) >= 4
+            for lon, lat in ring:
+                assert -180 <= lon <= 180 and -90 <= lat <= 90
+                assert 100 < lon < 106 and 10 < lat < 15, "lon/lat order (x, y), not lat/lon"
+            # Right-hand rule: exteriors counter-clockwise, holes clockwise.
+            assert LinearRing(ring).is_ccw == exterior
+    minx, miny, maxx, maxy = fc["bbox"]
+    assert minx < maxx and miny < maxy
+
+
+def test_clockwise_input_is_reoriented(tmp_path: Path) -> None:
+    results = _results()
+    alerts = [a for r in results for a in r.alerts]
+    clockwise = [a for a in alerts if not LinearRing(_rings(a.geometry)[0][0]).is_ccw]
+    assert clockwise, "the samples must include clockwise input for this test to mean anything"
+    _, fc = _write(tmp_path, results)
+    by_id = {f["id"]: f for f in fc["features"]}
+    for a in clockwise:
+        for ring, exterior in _rings(by_id[a.id]["geometry"]):
+            assert LinearRing(ring).is_ccw == exterior
+
+
+def test_at_most_six_decimals(tmp_path: Path) -> None:
+    _, fc = _write(tmp_path, _results())
+    for f in fc["features"]:
+        decimals = re.findall(r"\.(\d+)", json.dumps(f["geometry"]["coordinates"]))
+        assert decimals and max(len(d) for d in decimals) <= 6
+
+
+def test_reads_back_with_gdal_as_wgs84(tmp_path: Path) -> None:
+    results = _results()
+    path, _ = _write(tmp_path, results)
+    info = pyogrio.read_info(path)
+    # One geometry type, so QGIS opens one layer without asking.
+    assert info["geometry_type"] == "MultiPolygon"
+    df = gpd.read_file(path)
+    assert df.crs is not None and df.crs.to_epsg() == 4326
+    assert (df["feature_type"] == "alert").sum() == sum(len(r.alerts) for r in results)
+    assert (df["feature_type"] == "observation").sum() == len(results)
+    assert df["simulated"].all()
+    alerts = df[df["feature_type"] == "alert"]
+    assert set(alerts["change_type"]) >= {"burn_scar", "crater_field", "structural_damage", "earthworks"}
+    assert alerts["sensors_text"].str.contains("sentinel").all()
+    assert alerts["change_label"].notna().all() and alerts["hotspot"].notna().all()
+    x0, y0, x1, y1 = df.total_bounds
+    assert 102 < x0 < x1 < 106 and 11 < y0 < y1 < 15
+
+
+def test_observation_features_say_what_was_seen(tmp_path: Path) -> None:
+    _, fc = _write(tmp_path, _results())
+    obs = {
+        f["properties"]["hotspot_id"]: f["properties"]
+        for f in fc["features"]
+        if f["properties"]["feature_type"] == "observation"
+    }
+    assert obs["poipet"]["status"] == "failed"
+    assert "SceneLoadError" in obs["poipet"]["error"]
+    assert obs["poipet"]["optical_observed_fraction"] is None
+    assert obs["chong-bok"]["status"] == "not observed"
+    assert obs["chong-bok"]["statement"].startswith("Not observed — no statement possible")
+    assert obs["ta-muen-thom"]["statement"] == "No change detected in the observed part."
+    assert obs["preah-vihear"]["alert_count"] == 4
+    assert obs["chong-an-ma"]["warnings_text"].startswith("no Sentinel-1 scene")
+    assert obs["preah-vihear"]["warnings"] == [] and obs["preah-vihear"]["warnings_text"] is None
+    assert obs["preah-vihear"]["after_end"] == "2025-12-22"
+    for props in obs.values():
+        assert all(not isinstance(v, dict) for v in props.values()), "properties must be flat for GDAL"
+
+
+def test_alert_properties_carry_the_alert_fields(tmp_path: Path) -> None:
+    results = _results()
+    _, fc = _write(tmp_path, results)
+    alert = results[[r.area_id for r in results].index("preah-vihear")].alerts[0]
+    props = next(f["properties"] for f in fc["features"] if f["id"] == alert.id)
+    for field in alert.model_dump(exclude={"geometry"}):
+        assert field in props
+    assert "geometry" not in props
+    assert props["feature_type"] == "alert"
+    assert props["first_observed"] == alert.first_observed.isoformat()
+    assert props["sensors"] == alert.sensors
+    assert props["sensors_text"] == ", ".join(alert.sensors)
+
+
+def test_simulated_flag_and_notice(tmp_path: Path) -> None:
+    _, fc = _write(tmp_path, _results(simulated=True), simulated=True)
+    assert fc["simulated"] is True
+    assert "SIMULATED DATA — NOT OBSERVATIONS" in fc["notice"]
+    assert all(f["properties"]["simulated"] is True for f in fc["features"])
+    for key in ("run_date", "source", "generated"):
+        assert fc[key]
+    assert fc["generated"].endswith("Z")
+
+
+def test_real_data_is_not_stamped_simulated(tmp_path: Path) -> None:
+    _, fc = _write(tmp_path, _results(simulated=False), simulated=False)
+    assert fc["simulated"] is False
+    assert "SIMULATED" not in fc["notice"]
+    assert "Preliminary, not validated in the field" in fc["notice"]
+    assert all(f["properties"]["simulated"] is False for f in fc["features"])
+
+
+def test_one_simulated_result_makes_the_briefing_simulated(tmp_path: Path) -> None:
+    results = _results(simulated=False)
+    results[0] = results[0].model_copy(update={"simulated": True})
+    _, fc = _write(tmp_path, results, simulated=False)
+    assert fc["simulated"] is True
+    assert all(f["properties"]["simulated"] for f in fc["features"])
+
+
+def test_bad_geometry_names_the_alert_and_leaves_no_file(tmp_path: Path) -> None:
+    results = _results()
+    r = results[[x.area_id for x in results].index("preah-vihear")]
+    bad = r.alerts[0].model_copy(
+        update={
+            "geometry": {
+                "type": "Polygon",
+                "coordinates": [[[500000, 1600000], [500100, 1600000], [500100, 1600100], [500000, 1600000]]],
+            }
+        }
+    )
+    results[results.index(r)] = r.model_copy(update={"alerts": [bad]})
+    with pytest.raises(ReportError, match=bad.id):
+        _write(tmp_path, results)
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,171 @@
+"""Tests of the report stage's PDF: a cover plus one page per area, SIMULATED on every page if so."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from monitoring.report import write_pdf
+from monitoring.report.load import Chips
+from monitoring.report.samples import sample_results
+from monitoring.results import HotspotResult, area_dir
+
+RUN_DATE = date(2025, 12, 22)
+needs_pdftotext = pytest.mark.skipif(
+    shutil.which("pdftotext") is None, reason="pdftotext (poppler-utils) missing"
+)
+
+
+def _run(tmp_path: Path, *, simulated: bool) -> list[HotspotResult]:
+    """A run folder with the sample areas and their chips; returns the results."""
+    results = []
+    for r, chips in sample_results(RUN_DATE, simulated=simulated, size_px=64):
+        if chips is not None:
+            _save_chips(tmp_path, r, chips)
+        results.append(r)
+    return results
+
+
+def _save_chips(run_dir: Path, r: HotspotResult, chips: Chips) -> None:
+    folder = area_dir(run_dir, r.area_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    np.savez(
+        folder / "chips.npz",
+        before_rgb=chips.before_rgb,
+        after_rgb=chips.after_rgb,
+        unobserved=chips.unobserved,
+    )
+
+
+def _pdf(tmp_path: Path, *, simulated: bool) -> tuple[Path, list[HotspotResult]]:
+    results = _run(tmp_path, simulated=simulated)
+    path = write_pdf(
+        results,
+        tmp_path / "briefing.pdf",
+        run_date=RUN_DATE,
+        source="simulator" if simulated else "stac",
+        simulated=simulated,
+    )
+    return path, results
+
+
+def page_count(path: Path) -> int:
+    # reportlab writes page dictionaries uncompressed, so counting them needs no PDF library.
+    return len(re.findall(rb"/Type\s*/Page(?![a-zA-Z])", path.read_bytes()))
+
+
+def page_texts(path: Path) -> list[str]:
+    out = subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True, check=True)
+    pages = out.stdout.split("\f")
+    return pages[:-1] if pages and not pages[-1].strip() else pages
+
+
+def test_cover_plus_one_page_per_area(tmp_path: Path) -> None:
+    path, results = _pdf(tmp_path, simulated=True)
+    assert path.read_bytes().startswith(b"%PDF-")
+    assert page_count(path) == 1 + len(results)
+
+
+@needs_pdftotext
+def test_simulated_on_every_page(tmp_path: Path) -> None:
+    path, results = _pdf(tmp_path, simulated=True)
+    pages = page_texts(path)
+    assert len(pages) == 1 + len(results)
+    for i, text in enumerate(pages, start=1):
+        assert "SIMULATED" in text, f"page {i} is not stamped SIMULATED"
+        assert f"Page {i} of {len(pages)}" in text
+        assert "2025-12-22" in text
+
+
+@needs_pdftotext
+def test_real_data_is_never_stamped_simulated(tmp_path: Path) -> None:
+    path, _ = _pdf(tmp_path, simulated=False)
+    for i, text in enumerate(page_texts(path), start=1):
+        assert "SIMULATED" not in text.upper(), f"page {i} says SIMULATED for real data"
+        assert "Preliminary, not validated in the field" in text
+
+
+@needs_pdftotext
+def test_pages_say_what_was_and_was_not_seen(tmp_path: Path) -> None:
+    path, results = _pdf(tmp_path, simulated=True)
+    pages = page_texts(path)
+    # Pages follow the briefing order: priority, then id.
+    ordered = sorted(results, key=lambda r: (r.priority, r.area_id))
+    cover, areas = pages[0], dict(zip([r.area_id for r in ordered], pages[1:], strict=True))
+    assert [r.area_id for r in ordered][:3] == ["chong-an-ma", "preah-vihear", "ta-muen-thom"]
+    squash = lambda s: re.sub(r"\s+", " ", s)  # noqa: E731 (pdftotext breaks lines where the PDF does)
+    cover = squash(cover)
+    assert "Border hot spots — satellite observation briefing" in cover
+    assert "Preliminary, not validated in the field" in cover
+    assert "each side's own statements" in cover
+    assert "No boundary is drawn or asserted" in cover
+    # Areas not (or partly) observed and failed are named on the cover.
+    assert "Not observed (no statement possible): Chong Bok" in cover
+    assert "Partly observed" in cover and "Chong An Ma" in cover
+    assert "Analysis failed" in cover and "Poipet" in cover
+
+    assert "No change detected in the observed part" in squash(areas["ta-muen-thom"])
+    assert "Not observed — no statement possible" in squash(areas["chong-bok"])
+    assert "No change detected" not in squash(areas["chong-bok"])
+    failed = squash(areas["poipet"])
+    assert "Analysis failed — no statement possible" in failed
+    assert "SceneLoadError" in failed
+    pv = squash(areas["preah-vihear"])
+    assert "Optical: 97% observed, last clear 2025-12-19; SAR: 100% observed" in pv
+    for label in ("Burn scar", "Crater field", "Structural damage", "New earthworks"):
+        assert label in pv
+    r = next(r for r in results if r.area_id == "preah-vihear")
+    for alert in r.alerts:
+        assert f"{alert.area_ha:.2f}" in pv
+    partly = squash(areas["chong-an-ma"])
+    assert "not observed — no statement possible there" in partly
+    assert "Limit: no Sentinel-1 scene in the after window" in partly
+    assert "Limit: the STAC catalogue answered slowly" in failed
+
+
+def test_one_page_per_area_even_with_many_alerts(tmp_path: Path) -> None:
+    results = _run(tmp_path, simulated=True)
+    i = [r.area_id for r in results].index("preah-vihear")
+    base = results[i].alerts
+    many = [
+        base[k % len(base)].model_copy(update={"id": f"a{k:03d}", "area_ha": 50.0 - k}) for k in range(40)
+    ]
+    results[i] = results[i].model_copy(update={"alerts": many, "notes": results[i].notes * 6})
+    path = write_pdf(results, tmp_path / "b.pdf", run_date=RUN_DATE, source="simulator", simulated=True)
+    assert page_count(path) == 1 + len(results)
+
+
+def test_missing_or_broken_chips_do_not_sink_the_briefing(tmp_path: Path) -> None:
+    results = _run(tmp_path, simulated=True)
+    (area_dir(tmp_path, "preah-vihear") / "chips.npz").write_bytes(b"not an npz")
+    (area_dir(tmp_path, "ta-muen-thom") / "chips.npz").unlink()
+    path = write_pdf(results, tmp_path / "b.pdf", run_date=RUN_DATE, source="simulator", simulated=True)
+    assert page_count(path) == 1 + len(results)
+    if shutil.which("pdftotext"):
+        text = " ".join(page_texts(path))
+        assert "could not be read" in text and "were not found" in text
+
+
+@needs_pdftotext
+def test_without_thai_and_khmer_fonts_names_are_omitted_not_garbled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from monitoring.report import fonts
+
+    fonts.script_font.cache_clear()
+    monkeypatch.setattr(fonts, "_SCRIPT_FILES", {"thai": ("none.ttf",), "khmer": ("none.ttf",)})
+    monkeypatch.setattr(fonts, "_fc_list", lambda _lang: [])
+    try:
+        path, results = _pdf(tmp_path, simulated=True)
+        text = re.sub(r"\s+", " ", " ".join(page_texts(path)))
+    finally:
+        fonts.script_font.cache_clear()
+    assert page_count(path) == 1 + len(results)
+    assert "Thai and Khmer names not shown" in text
+    assert "fonts-noto-core" in text
