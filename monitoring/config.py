@@ -130,6 +130,53 @@ class ThresholdSettings(_Strict):
     """Below this share of clear pixels in the after window a hot spot is reported as 'not observed'."""
 
 
+class SentinelHubSettings(_Strict):
+    """One Sentinel Hub deployment. The commercial service and the Copernicus Data Space run the same APIs at
+    other endpoints, so choosing between them is a setting, never code. Credentials are not settings: they come
+    from the environment (SH_CLIENT_ID / SH_CLIENT_SECRET) or a Prefect Secret block."""
+
+    base_url: str
+    """API root, e.g. https://services.sentinel-hub.com or https://sh.dataspace.copernicus.eu."""
+    token_url: str
+    """OAuth2 client-credentials token endpoint."""
+    credentials_block: str | None = None
+    """Name of a Prefect Secret block holding {"client_id": ..., "client_secret": ...}, used when the
+    environment has no credentials."""
+    max_pixels: Annotated[int, Field(ge=64, le=2500)] = 2500
+    """Largest width/height of one Process API request (the service caps it at 2500 px)."""
+    max_retries: Annotated[int, Field(ge=0, le=10)] = 4
+    timeout_s: Annotated[float, Field(gt=0, le=600)] = 60.0
+
+
+class StacSettings(_Strict):
+    """A STAC API (no credentials needed for public archives)."""
+
+    url: str = "https://earth-search.aws.element84.com/v1"
+    optical_collection: str = "sentinel-2-l2a"
+    sar_url: str | None = None
+    """STAC API serving terrain-corrected Sentinel-1 backscatter (None = no SAR from STAC)."""
+    sar_collection: str = "sentinel-1-rtc"
+    signer: str | None = None
+    """Dotted path to a URL-signing callable (module:function) applied to every asset href, e.g. for
+    catalogues that hand out signed URLs."""
+    landcover_collection: str | None = None
+    """ESA WorldCover collection on the same API, where available."""
+
+
+class LocalSettings(_Strict):
+    """A folder of GeoTIFF/COG files an analyst holds (see README: file naming and sidecar)."""
+
+    folder: str | None = None
+
+
+class CacheSettings(_Strict):
+    folder: str = ".cache/scenes"
+    """Where loaded scenes are kept, relative to the working directory."""
+    max_gb: Annotated[float, Field(gt=0, le=10_000)] = 20.0
+    """Size limit; the least recently used scenes go first."""
+    enabled: bool = True
+
+
 class ScheduleSettings(_Strict):
     cron: str = "0 6 * * *"
     timezone: str = "Asia/Bangkok"
@@ -147,6 +194,17 @@ class Settings(BaseSettings):
     windows: WindowSettings = WindowSettings()
     thresholds: ThresholdSettings = ThresholdSettings()
     schedule: ScheduleSettings = ScheduleSettings()
+    sentinelhub: SentinelHubSettings = SentinelHubSettings(
+        base_url="https://services.sentinel-hub.com",
+        token_url="https://services.sentinel-hub.com/auth/realms/main/protocol/openid-connect/token",
+    )
+    cdse: SentinelHubSettings = SentinelHubSettings(
+        base_url="https://sh.dataspace.copernicus.eu",
+        token_url="https://identity.dataspace.copernicus.eu/auth/realms/CDSE/protocol/openid-connect/token",
+    )
+    stac: StacSettings = StacSettings()
+    local: LocalSettings = LocalSettings()
+    cache: CacheSettings = CacheSettings()
     output_dir: str = "out"
     """Where runs are written: <output_dir>/<YYYY-MM-DD>/ (relative to the working directory)."""
     chunk_size: Annotated[int, Field(ge=64, le=8192)] = 512

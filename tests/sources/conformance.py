@@ -1,0 +1,65 @@
+"""The source conformance suite: the same checks for every imagery source (simulator, Sentinel Hub, CDSE, STAC,
+local). A source's test module calls `check_source(source, aoi, start, end)` with its own fixtures."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+import xarray as xr
+
+from monitoring.aoi import AOI
+from monitoring.sources.base import OPTICAL_BANDS, SAR_BANDS, ImagerySource, check_optical, check_sar
+
+
+def _is_lazy(ds: xr.Dataset) -> bool:
+    return all(v.chunks is not None for v in ds.data_vars.values())
+
+
+def check_optical_source(source: ImagerySource, aoi: AOI, start: date, end: date, *, expect_scenes: bool = True) -> xr.Dataset:
+    ds = check_optical(source.load_optical(aoi, start, end), aoi, start, end)
+    assert _is_lazy(ds), "optical data must be dask-backed until the pipeline's compute"
+    if expect_scenes:
+        assert ds.sizes["time"] > 0, "expected at least one scene in the window"
+    if ds.sizes["time"]:
+        sample = ds.isel(time=0).compute()
+        for b in OPTICAL_BANDS:
+            v = sample[b].values
+            finite = v[np.isfinite(v)]
+            assert finite.size, f"band {b} is all no-data"
+            assert finite.min() >= -0.2 and finite.max() <= 2.0, f"band {b} is not reflectance 0-1 ({finite.min()}..{finite.max()})"
+        scl = sample["SCL"].values
+        assert scl.dtype == np.uint8 and scl.max() <= 11
+        assert all(str(s) for s in ds["scene_id"].values), "every scene needs an id"
+        cc = ds["cloud_cover"].values.astype(float)
+        assert np.all((cc >= 0) & (cc <= 100)), "cloud_cover is a percentage"
+    return ds
+
+
+def check_sar_source(source: ImagerySource, aoi: AOI, start: date, end: date, *, expect_scenes: bool = True) -> xr.Dataset:
+    ds = check_sar(source.load_sar(aoi, start, end), aoi, start, end)
+    assert _is_lazy(ds), "SAR data must be dask-backed until the pipeline's compute"
+    if expect_scenes:
+        assert ds.sizes["time"] > 0, "expected at least one scene in the window"
+    if ds.sizes["time"]:
+        sample = ds.isel(time=0).compute()
+        for b in SAR_BANDS:
+            v = sample[b].values
+            finite = v[np.isfinite(v)]
+            assert finite.size and finite.min() >= 0 and np.median(finite) < 2.0, f"{b} is not linear gamma0"
+        assert sample["valid"].dtype == bool
+        assert set(ds["orbit_direction"].values.tolist()) <= {"ascending", "descending"}
+        assert np.issubdtype(ds["relative_orbit"].dtype, np.integer)
+    return ds
+
+
+def check_source(source: ImagerySource, aoi: AOI, start: date, end: date, *, sar: bool = True) -> None:
+    """Every check of the contract in monitoring.sources.base, on one window."""
+    assert isinstance(source, ImagerySource)
+    assert isinstance(source.name, str) and isinstance(source.simulated, bool)
+    check_optical_source(source, aoi, start, end)
+    if sar:
+        check_sar_source(source, aoi, start, end)
+    lc = source.load_landcover(aoi)
+    if lc is not None:
+        assert lc.odc.geobox == aoi.geobox and lc.dtype == np.uint8
