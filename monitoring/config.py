@@ -114,6 +114,8 @@ class ThresholdSettings(_Strict):
     """dNBR above which a pixel counts as burnt (USGS/Key & Benson: moderate-low severity starts at 0.27)."""
     post_nbr_max: float = -0.02
     """Post-event NBR must fall below this: harvested stubble keeps NBR > 0, char does not."""
+    char_nir_max: float = 0.18
+    """Post-event NIR (B08) must fall below this: char is dark in NIR (0.10-0.15), stubble and soil are not (>0.2)."""
     dndvi: float = 0.2
     """NDVI drop that counts as vegetation loss."""
     bare_ndvi_max: float = 0.25

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -14,6 +16,7 @@ from pyproj import Transformer
 from scipy import ndimage
 from shapely.geometry import shape
 
+from monitoring.config import HotSpot, Settings
 from monitoring.results import Alert, ChangeType
 
 FOUND_SHARE = 0.25
@@ -164,3 +167,58 @@ def pool(scores: Iterable[AreaScore]) -> AreaScore:
         wrong += sc.wrong_type
         km2 += sc.unchanged_km2
     return AreaScore(by_type=total, false_alerts=false_alerts, wrong_type=wrong, unchanged_km2=km2)
+
+
+def evaluate_scenario(
+    scenario_path: Path,
+    *,
+    settings: Settings,
+    hotspots: Sequence[HotSpot],
+    run_date: date,
+    min_event_ha: float = 0.2,
+    work_dir: Path | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Run the simulator on a scenario at every hot spot and score the alerts against its ground truth.
+
+    Returns a JSON-able dict: per-type precision/recall/F1 (events >= min_event_ha), false alerts per 100 km² of
+    unchanged land, the largest false alert, and the same per area.
+    """
+    import tempfile
+
+    from monitoring.aoi import aoi_from_hotspot, windows_for
+    from monitoring.pipeline import analyse_area
+    from monitoring.sources.simulator import SimulatorSource, load_scenario
+
+    scenario = load_scenario(scenario_path)
+    source = SimulatorSource(scenario, seed=settings.simulator.seed, chunk_size=settings.chunk_size)
+    windows = windows_for(run_date, settings.windows)
+    scores: list[AreaScore] = []
+    areas: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
+        for h in hotspots:
+            if progress:
+                progress(h.id)
+            aoi = aoi_from_hotspot(h)
+            result = analyse_area(aoi, windows, source=source, settings=settings, run_dir=Path(tmp))
+            truth = source.ground_truth(aoi, run_date)
+            sc = score_area(result.alerts, truth, aoi.geobox, min_event_ha=min_event_ha)
+            scores.append(sc)
+            areas[h.id] = sc.as_dict() | {
+                "optical_observed_fraction": result.coverage.optical_observed_fraction if result.coverage else 0.0
+            }
+    total = pool(scores)
+    summary = total.as_dict()
+    per_100 = 100.0 * len(total.false_alerts) / total.unchanged_km2 if total.unchanged_km2 else None
+    return {
+        "scenario": str(scenario_path),
+        "run_date": run_date.isoformat(),
+        "min_event_ha": min_event_ha,
+        "by_type": summary["by_type"],
+        "false_alerts": summary["false_alerts"],
+        "false_alerts_per_100km2": per_100,
+        "largest_false_alert_ha": summary["largest_false_alert_ha"],
+        "wrong_type": summary["wrong_type"],
+        "unchanged_km2": round(total.unchanged_km2, 2),
+        "areas": areas,
+    }

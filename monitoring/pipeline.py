@@ -184,7 +184,7 @@ def analyse_area(
     post = sar["time"].values.astype("datetime64[D]") > np.datetime64(baseline_end)
     if post.any():
         try:
-            sar_det = detect_sar_change(sar, baseline_end=baseline_end, thresholds=th)
+            sar_det = detect_sar_change(sar, baseline_end=baseline_end, thresholds=th, landcover=landcover)
             builtup = builtup_mask(sar, baseline_end=baseline_end, thresholds=th, landcover=landcover)
             detections.append(sar_det)
         except DetectionError as e:

@@ -22,10 +22,9 @@ from monitoring.results import Alert, ChangeType
 EIGHT = np.ones((3, 3), dtype=bool)
 CORROBORATION_SHARE = 0.2
 """Share of an alert's pixels another sensor must flag for it to count as agreeing."""
-CRATER_MAX_MEAN_BLOB_PX = 6.0
-"""Crater fields are many small disjoint disturbances (craters 5-12 m across are 1-3 pixels at 10 m);
-earthworks (trenches, berms, pads) are few long or large connected ones."""
-CRATER_MIN_BLOBS = 4
+CRATER_MAX_FILL = 0.7
+"""A crater field is mottled: within its outline most pixels are still vegetated between the craters (5-12 m
+across, 1-3 pixels at 10 m). Earthworks (trenches, berms, pads) fill their own outline."""
 DENSITY_WINDOW_PX = 5
 DENSITY_MIN = 0.16
 """Soil-exposure pixels within 50 m x 50 m that join scattered craters into one field (4 of 25 pixels)."""
@@ -69,7 +68,6 @@ def soil_regions(soil: np.ndarray) -> tuple[np.ndarray, dict[int, ChangeType]]:
     density = ndimage.uniform_filter(soil.astype("float32"), size=DENSITY_WINDOW_PX, mode="constant")
     joined = (density >= DENSITY_MIN - 1e-6) | soil
     regions, n = ndimage.label(joined, structure=EIGHT)
-    blobs, _ = ndimage.label(soil, structure=EIGHT)
     out = np.zeros_like(regions)
     kinds: dict[int, ChangeType] = {}
     next_id = 1
@@ -77,16 +75,16 @@ def soil_regions(soil: np.ndarray) -> tuple[np.ndarray, dict[int, ChangeType]]:
         if sl is None:
             continue
         in_region = regions[sl] == r
-        ids = blobs[sl][in_region & soil[sl]]
-        if ids.size == 0:
+        disturbed = in_region & soil[sl]
+        if not disturbed.any():
             continue
-        sizes = np.bincount(ids)[np.unique(ids)]
-        crater = len(sizes) >= CRATER_MIN_BLOBS and float(sizes.mean()) <= CRATER_MAX_MEAN_BLOB_PX
-        if crater:
-            out[sl][_outline(in_region) & (out[sl] == 0)] = next_id
+        outline = _outline(disturbed)
+        fill = disturbed.sum() / outline.sum()
+        if fill < CRATER_MAX_FILL:
+            out[sl][outline & (out[sl] == 0)] = next_id
             kinds[next_id] = ChangeType.CRATER_FIELD
         else:
-            out[sl][in_region & soil[sl]] = next_id
+            out[sl][disturbed] = next_id
             kinds[next_id] = ChangeType.EARTHWORKS
         next_id += 1
     return out, kinds
@@ -177,7 +175,7 @@ def vectorise_alerts(
         sensors = {sensor}
         methods = {method}
         for other in CORROBORATORS[sensor]:
-            mask = L.get(f"{other}.mask")
+            mask = L.get(f"{other}.support", L.get(f"{other}.mask"))
             if mask is not None and mask[pix].mean() >= CORROBORATION_SHARE:
                 sensors.add(evidence.sensors[other])
                 methods.add(other)

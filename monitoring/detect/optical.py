@@ -49,7 +49,10 @@ def _scene_ids(after: xr.Dataset) -> tuple[str, ...]:
 
 
 def detect_burn_scars(base: xr.Dataset, after: xr.Dataset, *, thresholds: ThresholdSettings) -> Detection:
-    """Burn scars: NBR fell by more than `dnbr`, ended below `post_nbr_max` (char), and NIR dropped.
+    """Burn scars: NBR fell by more than `dnbr`, ended below `post_nbr_max`, and NIR dropped to char level.
+
+    The NIR conditions keep harvested paddy (NBR falls by 0.3-0.5 to ~0.1 but NIR stays > 0.2) and fresh soil
+    out: both raise SWIR like a fire does, neither darkens NIR like char.
 
     base: the before composite with indices; after: masked after-window scenes with indices and `clear`.
     The relativised form (RdNBR, Miller & Thode 2007) is carried as an extra layer for severity.
@@ -59,6 +62,7 @@ def detect_burn_scars(base: xr.Dataset, after: xr.Dataset, *, thresholds: Thresh
         (dnbr_t > thresholds.dnbr)
         & (after["NBR"] < thresholds.post_nbr_max)
         & ((base["B08"] - after["B08"]) > NIR_DROP_BURN)
+        & (after["B08"] < thresholds.char_nir_max)
     )
     tl = _timeline(flags, after["clear"])
     dnbr = _at_latest(dnbr_t, after["clear"], tl["latest"]).astype("float32")

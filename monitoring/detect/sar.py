@@ -12,7 +12,7 @@ from scipy import ndimage, special
 from monitoring.config import ThresholdSettings
 from monitoring.detect.result import Detection
 from monitoring.errors import DetectionError
-from monitoring.sources.base import LC_BUILT, SAR_BANDS
+from monitoring.sources.base import LC_CROP, LC_WATER, SAR_BANDS
 
 SENSOR = "sentinel-1"
 MIN_BASELINE_SCENES = 3
@@ -75,6 +75,7 @@ def detect_sar_change(
     baseline_end: date,
     thresholds: ThresholdSettings,
     smooth_px: int = 1,
+    landcover: xr.DataArray | None = None,
 ) -> Detection:
     """Backscatter change after `baseline_end` against the baseline, per relative orbit, VV and VH.
 
@@ -82,6 +83,9 @@ def detect_sar_change(
     compares the scenes from that onset on with the baseline stack. The smallest p-value is Bonferroni-corrected
     for the number of tests (orbits x polarisations x onsets), so the family-wise error per pixel stays at
     thresholds.sar_alpha. The onset of the winning test dates the change.
+
+    The extra layer `support` is where this change may corroborate another sensor's alert: not on cropland,
+    where the rice cycle (flooding, growth, harvest) moves backscatter by several dB every season.
     """
     db = to_db(sar, smooth_px=smooth_px)
     times = sar["time"].values
@@ -134,6 +138,7 @@ def detect_sar_change(
         )
     p_corr = (best_p * n_tests).clip(max=1.0).astype("float32")
     mask = (p_corr < thresholds.sar_alpha) & (np.abs(best_delta) >= thresholds.sar_min_change_db)
+    support = mask if landcover is None else mask & (landcover != LC_CROP)
     return Detection(
         method="s1-welch-t",
         sensor=SENSOR,
@@ -147,6 +152,7 @@ def detect_sar_change(
         times=post_times,
         scene_ids=tuple(str(s) for s in sar["scene_id"].values[is_post][np.argsort(times[is_post], kind="stable")]),
         p_value=p_corr,
+        extra={"support": support},
     )
 
 
@@ -169,7 +175,7 @@ def builtup_mask(
     landcover: xr.DataArray | None = None,
     dilate_px: int = 2,
 ) -> xr.DataArray:
-    """Built-up land: bright baseline VV (double bounce from walls) or WorldCover built-up, grown by dilate_px.
+    """Built-up land: bright baseline VV (double bounce from walls), grown by dilate_px.
 
     Structural damage is only claimed here, as PWTT restricts itself to an urban mask: elsewhere the rice cycle and
     soil moisture move backscatter as much as damage does.
@@ -178,5 +184,7 @@ def builtup_mask(
     vv = to_db(pre)["VV"]
     bright = vv.mean("time") > thresholds.builtup_vv_db
     if landcover is not None:
-        bright = bright | (landcover == LC_BUILT)
+        # WorldCover counts roads as built-up, but roads are dark to radar (specular) and run through paddy
+        # whose harvest moves backscatter: land cover only vetoes (water), brightness decides.
+        bright = bright & (landcover != LC_WATER)
     return _dilate(bright, dilate_px).rename("builtup")
