@@ -42,16 +42,42 @@ CLEAR_DAY_SHARE = 0.5
 
 
 def make_source(settings: Settings) -> ImagerySource:
-    """The imagery source named in settings."""
-    if settings.source == "simulator":
+    """The imagery source named in settings (every source keeps monitoring.sources.base.ImagerySource)."""
+    name = settings.source
+    if name == "simulator":
         from monitoring.sources.simulator import SimulatorSource, load_scenario
 
         scenario = load_scenario(resolve_config_path(settings.simulator.scenario))
         return SimulatorSource(scenario, seed=settings.simulator.seed, chunk_size=settings.chunk_size)
-    raise ConfigError(
-        f"source {settings.source!r} is not available in this version (real sources land with issue 3); "
-        "use --source simulator or set source: simulator in config/settings.yaml."
-    )
+    from monitoring.sources.cache import SceneCache
+
+    cache = SceneCache.from_settings(settings.cache)
+    if name in ("sentinelhub", "cdse"):
+        from monitoring.sources.sentinelhub import SentinelHubSource
+
+        return SentinelHubSource(
+            settings.sentinelhub if name == "sentinelhub" else settings.cdse,
+            name=name,
+            max_cloud_cover=settings.windows.max_cloud_cover,
+            chunk_size=settings.chunk_size,
+            cache=cache,
+        )
+    if name == "stac":
+        from monitoring.sources.stac import StacSource
+
+        return StacSource(
+            settings.stac, max_cloud_cover=settings.windows.max_cloud_cover, chunk_size=settings.chunk_size, cache=cache
+        )
+    if name == "local":
+        from monitoring.sources.local import LocalSource
+
+        if not settings.local.folder:
+            raise ConfigError(
+                "source 'local' needs a folder: set local.folder in config/settings.yaml or "
+                "BORDERWATCH_LOCAL__FOLDER=/path/to/geotiffs."
+            )
+        return LocalSource(settings.local, chunk_size=settings.chunk_size, max_cloud_cover=settings.windows.max_cloud_cover)
+    raise ConfigError(f"unknown source {name!r}; choose simulator, sentinelhub, cdse, stac or local.")
 
 
 def _rgb(ds: xr.Dataset) -> xr.DataArray:

@@ -22,9 +22,12 @@ from monitoring.results import Alert, ChangeType
 EIGHT = np.ones((3, 3), dtype=bool)
 CORROBORATION_SHARE = 0.2
 """Share of an alert's pixels another sensor must flag for it to count as agreeing."""
-CRATER_MAX_FILL = 0.7
-"""A crater field is mottled: within its outline most pixels are still vegetated between the craters (5-12 m
-across, 1-3 pixels at 10 m). Earthworks (trenches, berms, pads) fill their own outline."""
+CRATER_MAX_FILL = 0.8
+"""A crater field is mottled: within its outline many pixels keep vegetation between the craters (5-12 m
+across, 1-3 pixels at 10 m), while a pad or berm fills its own outline."""
+CRATER_MIN_SOLIDITY = 0.7
+"""A crater field is a compact area (an impact ellipse); trenches and new tracks are lines, whose outline fills
+little of its convex hull."""
 DENSITY_WINDOW_PX = 5
 DENSITY_MIN = 0.16
 """Soil-exposure pixels within 50 m x 50 m that join scattered craters into one field (4 of 25 pixels)."""
@@ -59,6 +62,16 @@ def _outline(region: np.ndarray, radius: int = 2) -> np.ndarray:
     return filled[radius + 1 : -(radius + 1), radius + 1 : -(radius + 1)] | region
 
 
+def solidity(mask: np.ndarray) -> float:
+    """Area of a pixel mask over the area of its convex hull (pixel corners), 0-1."""
+    yy, xx = np.nonzero(mask)
+    if yy.size == 0:
+        return 0.0
+    corners = np.concatenate([np.c_[xx + dx, yy + dy] for dx in (0, 1) for dy in (0, 1)])
+    hull = shapely.MultiPoint(corners).convex_hull
+    return float(yy.size / hull.area) if hull.area > 0 else 1.0
+
+
 def soil_regions(soil: np.ndarray) -> tuple[np.ndarray, dict[int, ChangeType]]:
     """Group soil-exposure pixels into regions and say which are crater fields and which earthworks.
 
@@ -80,7 +93,7 @@ def soil_regions(soil: np.ndarray) -> tuple[np.ndarray, dict[int, ChangeType]]:
             continue
         outline = _outline(disturbed)
         fill = disturbed.sum() / outline.sum()
-        if fill < CRATER_MAX_FILL:
+        if fill < CRATER_MAX_FILL and solidity(outline) >= CRATER_MIN_SOLIDITY:
             out[sl][outline & (out[sl] == 0)] = next_id
             kinds[next_id] = ChangeType.CRATER_FIELD
         else:

@@ -48,7 +48,7 @@ class ImagerySource(Protocol):
     """What the pipeline needs from a source. Every method returns lazy (dask-backed) data on aoi.geobox.
 
     load_optical: Dataset with dims (time, y, x); variables OPTICAL_BANDS (float32 reflectance) and SCL
-      (uint8); per-time coords scene_id (str), platform (str), cloud_cover (float, %). One scene per solar day.
+      (uint8); per-time coords scene_id (str), platform (str), cloud_cover (float, %; NaN = unknown). One scene per solar day.
     load_sar: Dataset with dims (time, y, x); variables VV, VH (float32 linear gamma0) and valid (bool: False in
       layover, radar shadow or no data); per-time coords scene_id, platform, orbit_direction ('ascending' or
       'descending'), relative_orbit (int). One scene per solar day per relative orbit.

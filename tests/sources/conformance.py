@@ -32,6 +32,7 @@ def check_optical_source(source: ImagerySource, aoi: AOI, start: date, end: date
         assert scl.dtype == np.uint8 and scl.max() <= 11
         assert all(str(s) for s in ds["scene_id"].values), "every scene needs an id"
         cc = ds["cloud_cover"].values.astype(float)
+        cc = cc[np.isfinite(cc)]  # NaN = unknown (a local image without SCL or sidecar value)
         assert np.all((cc >= 0) & (cc <= 100)), "cloud_cover is a percentage"
     return ds
 
