@@ -56,6 +56,17 @@ def to_db(sar: xr.Dataset, *, smooth_px: int = 1) -> xr.Dataset:
     return xr.Dataset(out, coords=sar.coords)
 
 
+def _moments(stack: xr.DataArray) -> tuple[xr.DataArray, xr.DataArray, xr.DataArray]:
+    """Count, mean and sample variance over time, NaN-aware, without dividing by empty counts."""
+    n = stack.notnull().sum("time")
+    s1 = stack.fillna(0).sum("time")
+    s2 = (stack.fillna(0) ** 2).sum("time")
+    safe = n.clip(min=1)
+    mean = s1 / safe
+    var = ((s2 - safe * mean**2) / (safe - 1).clip(min=1)).clip(min=0)
+    return n, mean.where(n > 0), var.where(n > 1)
+
+
 def _welch(mu0, var0, n0, mu1, var1, n1):  # type: ignore[no-untyped-def]
     """Two-sided Welch t-test p-value; with one post image the baseline variance stands in for its own."""
     var1 = xr.where(n1 >= 2, var1, var0)
@@ -110,15 +121,9 @@ def detect_sar_change(
             continue
         last_pos = int(np.searchsorted(post_times, times[post_idx[-1]]))
         for pol in SAR_BANDS:
-            pre = db[pol].isel(time=pre_idx)
-            n0 = pre.notnull().sum("time")
-            mu0 = pre.mean("time")
-            var0 = pre.var("time", ddof=1)
+            n0, mu0, var0 = _moments(db[pol].isel(time=pre_idx))
             for k in range(len(post_idx)):
-                post = db[pol].isel(time=post_idx[k:])
-                n1 = post.notnull().sum("time")
-                mu1 = post.mean("time")
-                var1 = post.var("time", ddof=1) if len(post_idx) - k >= 2 else var0
+                n1, mu1, var1 = _moments(db[pol].isel(time=post_idx[k:]))
                 p, delta = _welch(mu0, var0, n0.clip(min=2), mu1, var1, n1.clip(min=1))
                 p = p.where((n0 >= MIN_BASELINE_SCENES) & (n1 >= 1), 1.0)
                 n_tests += 1
@@ -181,8 +186,8 @@ def builtup_mask(
     soil moisture move backscatter as much as damage does.
     """
     pre = sar.isel(time=np.flatnonzero(sar["time"].values.astype("datetime64[D]") <= np.datetime64(baseline_end)))
-    vv = to_db(pre)["VV"]
-    bright = vv.mean("time") > thresholds.builtup_vv_db
+    _, vv_mean, _ = _moments(to_db(pre)["VV"])
+    bright = vv_mean > thresholds.builtup_vv_db
     if landcover is not None:
         # WorldCover counts roads as built-up, but roads are dark to radar (specular) and run through paddy
         # whose harvest moves backscatter: land cover only vetoes (water), brightness decides.

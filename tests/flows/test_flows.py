@@ -378,7 +378,6 @@ SCENARIO = PROJECT_ROOT / "config" / "scenarios" / "dec-2025.yaml"
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not SCENARIO.exists(), reason="config/scenarios/dec-2025.yaml not written yet")
 def test_daily_run_end_to_end(prefect_server: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     real = pipeline.analyse_area
 

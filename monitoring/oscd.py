@@ -1,0 +1,277 @@
+"""Evaluate: unsupervised change detectors against OSCD, labelled Sentinel-2 pairs (Daudt et al. 2018)."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import rasterio
+import rasterio.errors
+import xarray as xr
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.warp import Resampling, reproject
+
+from monitoring.detect.multivariate import cva, detect_multivariate_change, irmad, otsu_threshold
+from monitoring.errors import ConfigError, SourceError
+
+BANDS: tuple[str, ...] = (
+    *("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08"),
+    *("B8A", "B09", "B10", "B11", "B12"),
+)
+"""The 13 Sentinel-2 bands, one GeoTIFF per band and date; 20 m and 60 m bands at their native size."""
+REFERENCE_BAND = "B02"
+"""A 10 m band of imgs_1: its grid is the label's grid, onto which everything else is resampled."""
+MAX_SHIFT_PX = 8
+"""imgs_2 may be a few pixels larger or smaller than imgs_1; more than this means the wrong files."""
+PIXEL_CRS = CRS.from_epsg(3857)
+"""Stand-in CRS for files without georeference, so that they are aligned in pixel space."""
+LAYOUT = (
+    "the OSCD layout needs images/<city>/imgs_1/*_B01.tif … *_B12.tif, *_B8A.tif, the same under imgs_2/, "
+    "and labels/<city>/<city>-cm.tif (see README)"
+)
+
+
+class OSCDError(SourceError):
+    """An OSCD city cannot be read: a file is missing, unreadable or does not fit (the message names it)."""
+
+
+class OSCDFileNotFoundError(OSCDError, FileNotFoundError):
+    """A file or folder the OSCD layout needs is not there."""
+
+
+class _Grid(NamedTuple):
+    shape: tuple[int, int]
+    transform: Affine
+    crs: CRS
+
+
+def _band_file(folder: Path, band: str) -> Path:
+    hits = sorted(folder.glob(f"*_{band}.tif"))
+    if not hits:
+        raise OSCDFileNotFoundError(f"{folder}/*_{band}.tif not found: {LAYOUT}")
+    if len(hits) > 1:
+        raise OSCDError(
+            f"{folder} holds {len(hits)} files *_{band}.tif ({hits[0].name}, …): keep one per band and date"
+        )
+    return hits[0]
+
+
+def _open(path: Path) -> tuple[np.ndarray, Affine, CRS]:
+    try:
+        with warnings.catch_warnings():
+            # The labels carry no georeference; rasterio then warns and returns the identity transform.
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+            with rasterio.open(path) as src:
+                return src.read(1), src.transform, src.crs or PIXEL_CRS
+    except rasterio.errors.RasterioError as e:
+        raise OSCDError(
+            f"{path} cannot be read ({e}): replace it with the file from the OSCD download"
+        ) from e
+
+
+def _check_footprint(path: Path, shape: tuple[int, ...], transform: Affine, grid: _Grid) -> None:
+    """The file must cover imgs_1's footprint to within a few 10 m pixels, or it is another scene cut."""
+    col0, row0 = ~grid.transform * (transform.c, transform.f)
+    col1, row1 = ~grid.transform * (transform * (shape[1], shape[0]))
+    off = max(abs(row0), abs(col0), abs(row1 - grid.shape[0]), abs(col1 - grid.shape[1]))
+    if off > MAX_SHIFT_PX:
+        raise OSCDError(
+            f"{path} ({shape[0]}x{shape[1]} px) does not cover the footprint of imgs_1 "
+            f"({grid.shape[0]}x{grid.shape[1]} px at 10 m): its edges are {off:.0f} px apart; check that the "
+            "file belongs to this city and is georeferenced like the others"
+        )
+
+
+def _to_grid(raw: np.ndarray, transform: Affine, crs: CRS, grid: _Grid) -> np.ndarray:
+    """TOA reflectance (L1C digital numbers / 10000, 0 = fill) resampled onto the 10 m grid of imgs_1's B02.
+
+    The 20 m and 60 m bands are stored at their native size and imgs_2 may be a few pixels larger or smaller
+    than imgs_1 over the same footprint, so every file goes through its own georeference. Without one
+    (identity transform) this is a crop or NaN-pad at the bottom/right, with the top-left corner shared.
+    """
+    refl = np.where(raw > 0, raw.astype("float32") / np.float32(10000.0), np.float32(np.nan))
+    if raw.shape == grid.shape and transform.almost_equals(grid.transform) and crs == grid.crs:
+        return refl
+    out = np.full(grid.shape, np.nan, dtype="float32")
+    reproject(
+        refl,
+        out,
+        src_transform=transform,
+        src_crs=crs,
+        src_nodata=np.nan,
+        dst_transform=grid.transform,
+        dst_crs=grid.crs,
+        dst_nodata=np.nan,
+        resampling=Resampling.bilinear,
+    )
+    return out
+
+
+def _read_date(folder: Path, grid: _Grid | None) -> tuple[xr.Dataset, _Grid]:
+    if not folder.is_dir():
+        raise OSCDFileNotFoundError(f"{folder} not found: {LAYOUT}")
+    files = {band: _band_file(folder, band) for band in BANDS}
+    if grid is None:
+        raw, transform, crs = _open(files[REFERENCE_BAND])
+        grid = _Grid(raw.shape, transform, crs)
+    data = {}
+    for band, path in files.items():
+        raw, transform, crs = _open(path)
+        _check_footprint(path, raw.shape, transform, grid)
+        data[band] = (("y", "x"), _to_grid(raw, transform, crs, grid))
+    return xr.Dataset(data), grid
+
+
+def read_city(root: Path, city: str) -> tuple[xr.Dataset, xr.Dataset, xr.DataArray]:
+    """One OSCD city: before, after (13 bands, float32 TOA reflectance on imgs_1's 10 m grid) and the label.
+
+    Every band of both dates is resampled (bilinear) onto the grid of imgs_1's B02, which is the label's grid.
+    Pixels that a file does not cover, or that hold the 0 fill, are NaN. The label is True where the city's
+    change map says 2 (change), False where it says 1.
+    """
+    root = Path(root)
+    label_path = root / "labels" / city / f"{city}-cm.tif"
+    if not label_path.is_file():
+        raise OSCDFileNotFoundError(f"{label_path} not found: {LAYOUT}")
+    before, grid = _read_date(root / "images" / city / "imgs_1", None)
+    after, _ = _read_date(root / "images" / city / "imgs_2", grid)
+    label_raw, _, _ = _open(label_path)
+    if label_raw.shape != grid.shape:
+        raise OSCDError(
+            f"{label_path} is {label_raw.shape[0]}x{label_raw.shape[1]} px but imgs_1 is "
+            f"{grid.shape[0]}x{grid.shape[1]} px at 10 m: the label must be on imgs_1's grid"
+        )
+    values = set(np.unique(label_raw).tolist())
+    if not values <= {1, 2}:
+        raise OSCDError(f"{label_path} holds values {sorted(values)}: expected 1 (no change) and 2 (change)")
+    label = xr.DataArray(label_raw == 2, dims=("y", "x"), name="change")
+    return before, after, label
+
+
+# --- Evaluation ---------------------------------------------------------------------------------------------
+
+Method = Callable[[xr.Dataset, xr.Dataset], xr.DataArray]
+"""A detector under test: (before, after) -> bool change mask on the same grid."""
+
+TOP_SHARE = 0.03
+"""The cva-top3 baseline flags this share of pixels: a prior on how much changed, not read from the scene."""
+TEXTBOOK_ALPHA = 0.01
+"""Per-pixel significance of the textbook IR-MAD test (no inflation correction, no mapping unit)."""
+SURFACE_BANDS: tuple[str, ...] = ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12")
+"""All bands that see the ground: every band but aerosol (B01), water vapour (B09) and cirrus (B10)."""
+TEN_M_BANDS: tuple[str, ...] = ("B02", "B03", "B04", "B08")
+
+
+def _cva_otsu(before: xr.Dataset, after: xr.Dataset) -> xr.DataArray:
+    mag = cva(before, after, BANDS)
+    return mag > otsu_threshold(mag)
+
+
+def _cva_top(before: xr.Dataset, after: xr.Dataset) -> xr.DataArray:
+    mag = cva(before, after, BANDS).compute()
+    return mag > float(np.nanquantile(mag.values, 1.0 - TOP_SHARE))
+
+
+def _irmad_textbook(before: xr.Dataset, after: xr.Dataset) -> xr.DataArray:
+    return irmad(before, after, BANDS).p_no_change < TEXTBOOK_ALPHA
+
+
+def _rule(bands: Sequence[str] | None = None, mmu_px: int | None = None) -> Method:
+    kwargs: dict[str, Any] = {}
+    if bands is not None:
+        kwargs["bands"] = tuple(bands)
+    if mmu_px is not None:
+        kwargs["mmu_px"] = mmu_px
+
+    def method(before: xr.Dataset, after: xr.Dataset) -> xr.DataArray:
+        return detect_multivariate_change(before, after, **kwargs).mask
+
+    return method
+
+
+METHODS: dict[str, Method] = {
+    "cva-otsu": _cva_otsu,
+    "cva-top3": _cva_top,
+    "irmad-chi2": _irmad_textbook,
+    "irmad-bonferroni": _rule(mmu_px=1),
+    "irmad-10m": _rule(bands=TEN_M_BANDS),
+    "irmad-surface": _rule(bands=SURFACE_BANDS),
+    "irmad": _rule(),
+}
+"""Methods by name. cva-*: CVA over 13 bands. irmad-chi2: Nielsen's IR-MAD on 13 bands, p < 0.01 per pixel.
+irmad: the chosen rule (detect_multivariate_change: B02-B04, B08, B11, B12 fitted on land, inflation-corrected
+chi-square at a 5% Bonferroni level, 0.2 ha mapping unit); irmad-bonferroni drops the mapping unit;
+irmad-10m and irmad-surface change only the bands."""
+
+
+def list_cities(root: Path) -> list[str]:
+    """The cities under root/labels that have a change map, sorted."""
+    labels = Path(root) / "labels"
+    if not labels.is_dir():
+        raise OSCDFileNotFoundError(f"{labels} not found: {LAYOUT}")
+    return sorted(d.name for d in labels.iterdir() if (d / f"{d.name}-cm.tif").is_file())
+
+
+def _scores(tp: int, fp: int, fn: int) -> dict[str, float | int]:
+    def ratio(num: int, den: int) -> float:
+        return num / den if den else 0.0  # 0/0 (nothing flagged or nothing to find) is 0, not NaN: JSON-safe
+
+    return {
+        "precision": ratio(tp, tp + fp),
+        "recall": ratio(tp, tp + fn),
+        "f1": ratio(2 * tp, 2 * tp + fp + fn),
+        "iou": ratio(tp, tp + fp + fn),
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+    }
+
+
+def evaluate_oscd(
+    root: Path,
+    *,
+    method: str | Method = "irmad",
+    cities: Sequence[str] | None = None,
+    chunks: int | None = None,
+) -> dict[str, Any]:
+    """Score one method on every OSCD city: per-city and pooled precision, recall, F1 and IoU.
+
+    Pooled figures sum TP/FP/FN over all pixels of all cities, so large cities weigh more. `chunks` runs the
+    method on dask arrays of that tile size. The result is JSON-serialisable:
+    {"method", "seconds", "cities": {city: {precision, recall, f1, iou, tp, fp, fn, pixels, seconds}},
+    "pooled": {precision, recall, f1, iou, tp, fp, fn}}.
+    """
+    if isinstance(method, str):
+        if method not in METHODS:
+            raise ConfigError(f"Unknown OSCD method {method!r}: choose one of {sorted(METHODS)}")
+        name, fn = method, METHODS[method]
+    else:
+        name, fn = getattr(method, "__name__", "custom"), method
+    names = list(cities) if cities is not None else list_cities(root)
+    if not names:
+        raise OSCDError(f"{Path(root) / 'labels'} holds no <city>/<city>-cm.tif: {LAYOUT}")
+    per_city: dict[str, dict[str, Any]] = {}
+    total = np.zeros(3, dtype="int64")
+    t_all = time.perf_counter()
+    for city in names:
+        before, after, label = read_city(root, city)
+        if chunks:
+            before, after = before.chunk({"y": chunks, "x": chunks}), after.chunk({"y": chunks, "x": chunks})
+        t0 = time.perf_counter()
+        pred = np.asarray(fn(before, after).values, dtype=bool)
+        seconds = time.perf_counter() - t0
+        truth = label.values
+        counts = [int((pred & truth).sum()), int((pred & ~truth).sum()), int((~pred & truth).sum())]
+        total += counts
+        per_city[city] = {**_scores(*counts), "pixels": int(truth.size), "seconds": round(seconds, 3)}
+    return {
+        "method": name,
+        "seconds": round(time.perf_counter() - t_all, 3),
+        "cities": per_city,
+        "pooled": _scores(*map(int, total)),
+    }

@@ -1,0 +1,216 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
+
+from monitoring.detect.multivariate import (
+    _weight_shrink,
+    change_mask,
+    cva,
+    detect_multivariate_change,
+    inflation_factor,
+    irmad,
+    otsu_threshold,
+    remove_small_regions,
+)
+from monitoring.errors import DetectionError
+
+BANDS = ("B02", "B03", "B04", "B08", "B11", "B12")
+SIZE = 96
+PATCH = (slice(20, 32), slice(40, 52))  # 144 changed pixels, 1.6% of the scene
+SEA = 32
+
+
+def _scene(seed: int = 0, *, size: int = SIZE) -> tuple[np.ndarray, np.ndarray]:
+    """Correlated Gaussian 'reflectances' (band, y, x) and the same scene seen again with sensor noise."""
+    rng = np.random.default_rng(seed)
+    p = len(BANDS)
+    mix = rng.normal(size=(p, p))
+    cov = mix @ mix.T / p + 0.2 * np.eye(p)
+    mean = np.array([0.05, 0.08, 0.06, 0.30, 0.20, 0.10])  # vegetated land: NIR well above green (NDWI < 0)
+    x = rng.multivariate_normal(mean, 0.002 * cov, size=size * size)
+    noise = rng.normal(scale=0.01, size=x.shape)
+    return x.T.reshape(p, size, size), (x + noise).T.reshape(p, size, size)
+
+
+def _ds(arr: np.ndarray) -> xr.Dataset:
+    return xr.Dataset({b: (("y", "x"), arr[i].astype("float32")) for i, b in enumerate(BANDS)})
+
+
+def _maybe_dask(ds: xr.Dataset, use_dask: bool) -> xr.Dataset:
+    return ds.chunk({"y": 32, "x": 40}) if use_dask else ds
+
+
+def _pair(seed: int = 0, *, sea: bool = False) -> tuple[xr.Dataset, xr.Dataset, np.ndarray]:
+    """Before, after = a global linear radiometric change of before (+ noise), with one changed patch.
+
+    With `sea`, the left third is calm water: dark, nearly uniform, NDWI > 0 on both dates.
+    """
+    before, after = _scene(seed)
+    p = len(BANDS)
+    if sea:
+        rng = np.random.default_rng(seed + 200)
+        level = np.array([0.08 if b in ("B02", "B03") else 0.01 for b in BANDS])[:, None, None]
+        before[:, :, :SEA] = level + rng.normal(scale=1e-4, size=(p, SIZE, SEA))
+        after[:, :, :SEA] = level + rng.normal(scale=1e-4, size=(p, SIZE, SEA))
+    rng = np.random.default_rng(seed + 100)
+    gain = np.diag(rng.uniform(0.6, 1.5, p)) + 0.1 * rng.normal(size=(p, p))  # gains plus band mixing
+    offset = rng.uniform(-0.05, 0.05, p)
+    if sea:  # a milder change that keeps the water dark in NIR (NDWI > 0) on the second date too
+        gain, offset = np.diag(rng.uniform(0.8, 1.2, p)), rng.uniform(-0.005, 0.005, p)
+    after = np.einsum("ij,jyx->iyx", gain, after) + offset[:, None, None]
+    truth = np.zeros((SIZE, SIZE), bool)
+    truth[PATCH] = True
+    after[:, truth] += rng.normal(0.0, 0.15, size=(p, 1))  # new material: one spectral shift for the patch
+    return _ds(before), _ds(after), truth
+
+
+@pytest.mark.parametrize("use_dask", [False, True])
+def test_irmad_finds_injected_change_and_ignores_linear_radiometry(use_dask: bool) -> None:
+    before, after, truth = _pair()
+    out = detect_multivariate_change(_maybe_dask(before, use_dask), _maybe_dask(after, use_dask))
+    mask = out.mask.values
+    p = out.irmad.p_no_change.values
+    assert out.irmad.converged
+    assert np.median(p[truth]) < 1e-6
+    assert mask[truth].mean() > 0.9  # recall
+    assert (mask & ~truth).sum() <= 5  # the gain/offset/mixing everywhere else is not change
+    assert out.irmad.rho[-1] > 0.95 and 0 < out.inflation < 1.3
+
+
+@pytest.mark.parametrize("use_dask", [False, True])
+def test_no_change_probabilities_are_uniform_for_unchanged_pixels(use_dask: bool) -> None:
+    before, after, truth = _pair(seed=3)
+    res = irmad(_maybe_dask(before, use_dask), _maybe_dask(after, use_dask))
+    p = res.p_no_change.values[~truth]
+    # The iteration keeps the no-change variance as its fixed point (see _weight_shrink): p ~ U(0, 1).
+    assert abs(p.mean() - 0.5) < 0.03
+    assert abs((p < 0.1).mean() - 0.1) < 0.02
+    assert stats.kstest(p, "uniform").statistic < 0.04
+    assert res.chi2.dtype == np.float32 and res.df == len(BANDS)
+
+
+def test_textbook_weighting_without_the_variance_correction_piles_p_values_near_zero() -> None:
+    # Why _weight_shrink exists: it is < 1 and matches a Monte Carlo of E[Z w] / (df E[w]) with w = sf(Z).
+    rng = np.random.default_rng(0)
+    for df in (1, 4, 6):
+        z = stats.chi2.rvs(df, size=400_000, random_state=rng)
+        w = stats.chi2.sf(z, df)
+        assert _weight_shrink(df) == pytest.approx((z * w).sum() / w.sum() / df, rel=0.02)
+    assert 0.6 < _weight_shrink(6) < 0.8
+
+
+def test_numpy_and_dask_give_the_same_result() -> None:
+    before, after, _ = _pair(seed=5)
+    a = detect_multivariate_change(before, after)
+    b = detect_multivariate_change(_maybe_dask(before, True), _maybe_dask(after, True))
+    assert b.mask.chunks is not None  # lazy until asked
+    np.testing.assert_allclose(a.irmad.rho, b.irmad.rho, rtol=1e-10)
+    np.testing.assert_allclose(a.irmad.chi2.values, b.irmad.chi2.values, rtol=1e-5)
+    assert a.inflation == pytest.approx(b.inflation, rel=1e-4)
+    assert a.threshold == b.threshold and a.pixels == b.pixels == SIZE * SIZE
+    np.testing.assert_array_equal(a.mask.values, b.mask.values)
+
+
+@settings(max_examples=10, deadline=None)
+@given(
+    gains=st.lists(st.floats(0.2, 5.0), min_size=len(BANDS), max_size=len(BANDS)),
+    offsets=st.lists(st.floats(-0.5, 0.5), min_size=len(BANDS), max_size=len(BANDS)),
+)
+def test_irmad_is_invariant_to_a_gain_and_offset_per_band(gains: list[float], offsets: list[float]) -> None:
+    before, after, _ = _pair(seed=7)
+    ref = irmad(before, after)
+    moved = xr.Dataset(
+        {b: after[b].astype("float64") * g + o for b, g, o in zip(BANDS, gains, offsets, strict=True)}
+    )
+    res = irmad(before, moved)
+    np.testing.assert_allclose(res.rho, ref.rho, atol=1e-6)
+    np.testing.assert_allclose(res.chi2.values, ref.chi2.values, rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("use_dask", [False, True])
+def test_cva_matches_a_hand_computation(use_dask: bool) -> None:
+    before = xr.Dataset({"B04": (("y", "x"), [[0.1, 0.2]]), "B08": (("y", "x"), [[0.3, 0.3]])})
+    after = xr.Dataset({"B04": (("y", "x"), [[0.4, 0.2]]), "B08": (("y", "x"), [[0.7, 0.3]])})
+    got = cva(_maybe_dask(before, use_dask), _maybe_dask(after, use_dask), ("B04", "B08"))
+    np.testing.assert_allclose(got.values, [[0.5, 0.0]], atol=1e-7)  # sqrt(0.3² + 0.4²) = 0.5
+
+
+def test_mad_variates_have_unit_variance_and_sum_to_chi2() -> None:
+    before, after, truth = _pair(seed=2)
+    res = irmad(before, after)
+    mad = res.mad(before, after).values
+    np.testing.assert_allclose((mad**2).sum(axis=0), res.chi2.values, rtol=1e-3)
+    np.testing.assert_allclose(mad[:, ~truth].std(axis=1), 1.0, atol=0.05)
+
+
+def test_inflation_corrects_an_over_dispersed_statistic() -> None:
+    rng = np.random.default_rng(1)
+    z = xr.DataArray(3.0 * stats.chi2.rvs(6, size=(200, 200), random_state=rng), dims=("y", "x"))
+    assert inflation_factor(z, 6) == pytest.approx(3.0, rel=0.03)
+    assert inflation_factor(z.chunk(64), 6) == pytest.approx(inflation_factor(z, 6), rel=1e-4)
+    assert inflation_factor(z / 10, 6) == 1.0  # never sharpens the test
+
+
+@pytest.mark.parametrize("use_dask", [False, True])
+def test_mapping_unit_drops_small_regions_across_chunks(use_dask: bool) -> None:
+    m = np.zeros((60, 60), bool)
+    m[5:8, 5:8] = True  # 9 px: dropped
+    m[28:36, 28:36] = True  # 64 px straddling the chunk corner at (32, 32): kept
+    m[50, 10:40] = True  # a 30 px line across a chunk edge: kept
+    m[40, 40] = m[41, 41] = True  # diagonal neighbours are one (8-connected) region of 2: dropped
+    da_ = xr.DataArray(m, dims=("y", "x"))
+    if use_dask:
+        da_ = da_.chunk(32)
+    out = remove_small_regions(da_, 20).values
+    expected = np.zeros_like(m)
+    expected[28:36, 28:36] = True
+    expected[50, 10:40] = True
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_change_mask_without_inflation_is_the_plain_chi_square_test() -> None:
+    before, after, truth = _pair(seed=4)
+    res = irmad(before, after)
+    out = change_mask(res, alpha=0.05, mmu_px=1, inflation=1.0)
+    assert out.threshold == pytest.approx(stats.chi2.isf(0.05 / SIZE**2, len(BANDS)))
+    np.testing.assert_array_equal(out.mask.values, res.chi2.values > out.threshold)
+    np.testing.assert_allclose(out.p_value.values, res.p_no_change.values, rtol=1e-4, atol=1e-30)
+
+
+def test_water_on_both_dates_is_left_out_of_the_fit() -> None:
+    before, after, truth = _pair(seed=6, sea=True)
+    land = np.zeros((SIZE, SIZE), bool)
+    land[:, SEA:] = True
+    out = detect_multivariate_change(before, after)
+    assert out.mask.values[truth].mean() > 0.9
+    assert out.mask.values[~truth].mean() < 0.01
+    # Fitted on the sea too, IR-MAD takes the sea for the whole no-change population: its model no longer fits
+    # the land, whose Z (and so the inflation) explodes, and the changed patch drowns.
+    with_sea = detect_multivariate_change(before, after, exclude_water=False)
+    assert np.median(with_sea.irmad.chi2.values[land]) > 100 * np.median(out.irmad.chi2.values[land])
+    assert with_sea.mask.values[truth].mean() < 0.5
+
+
+def test_otsu_splits_two_modes() -> None:
+    rng = np.random.default_rng(0)
+    v = np.concatenate([rng.normal(0, 1, 5000), rng.normal(10, 1, 5000)])
+    arr = xr.DataArray(v.reshape(100, 100), dims=("y", "x"))
+    assert 3 < otsu_threshold(arr) < 7
+    assert otsu_threshold(arr.chunk(50)) == pytest.approx(otsu_threshold(arr), abs=0.1)
+
+
+def test_missing_band_and_mismatched_grids_raise_with_the_fix() -> None:
+    before, after, _ = _pair()
+    with pytest.raises(DetectionError, match=r"Bands \['B05'\] are missing.*pass bands="):
+        irmad(before, after, ("B04", "B05"))
+    with pytest.raises(DetectionError, match="different grids: align"):
+        irmad(before, after.isel(x=slice(0, 90)))
+    const = before.copy()
+    const["B04"] = const["B04"] * 0 + 0.1
+    with pytest.raises(DetectionError, match="singular"):
+        irmad(const, after)
