@@ -29,6 +29,7 @@ run: $(STAMP)
 	$(BIN)/borderwatch run --date $(DATE)
 
 test: $(STAMP)
+	$(BIN)/ruff check monitoring flows tests benchmarks
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)

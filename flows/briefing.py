@@ -6,7 +6,7 @@ import json
 import re
 from datetime import date
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any, Literal, TypedDict
 
 from prefect import flow
 
@@ -17,8 +17,11 @@ from monitoring.errors import ConfigError
 _RUN_NAME = re.compile(r"^(\d{4}-\d{2}-\d{2})(?:-(.+))?$")
 
 
+Kind = Literal["daily", "area-check"]
+
+
 class RunInfo(TypedDict):
-    kind: str
+    kind: Kind
     run_date: date
     source_name: str
     simulated: bool
@@ -35,6 +38,12 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
+def _kind(value: object, path: Path) -> Kind:
+    if value == "daily" or value == "area-check":
+        return value
+    raise ConfigError(f"{path}: kind {value!r} is neither 'daily' nor 'area-check'; fix it or delete the file.")
+
+
 def run_info(run_dir: Path) -> RunInfo:
     """What a past run was: from its manifest.json if there is one, else from its folder name and results."""
     results = sorted(run_dir.glob("areas/*/result.json"))
@@ -48,7 +57,7 @@ def run_info(run_dir: Path) -> RunInfo:
         m = _read_json(manifest_path)
         try:
             return RunInfo(
-                kind=str(m["kind"]),
+                kind=_kind(m["kind"], manifest_path),
                 run_date=parse_date(str(m["run_date"]), what=f"{manifest_path} run_date"),
                 source_name=str(m["source"]),
                 simulated=bool(m["simulated"]),

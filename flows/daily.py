@@ -6,7 +6,7 @@ import dataclasses
 import os
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, TypedDict, get_args
+from typing import Any, Literal, TypedDict, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from prefect import flow, tags, task
@@ -207,7 +207,7 @@ def record_failure(
 def write_briefing(
     run_dir: str,
     run_date: date,
-    kind: str,
+    kind: Literal["daily", "area-check"],
     source_name: str,
     simulated: bool,
     settings: dict[str, Any],

@@ -44,7 +44,10 @@ class AOI:
 
     @property
     def crs(self) -> CRS:
-        return self.geobox.crs
+        crs = self.geobox.crs
+        if crs is None:  # aoi_* always build the grid with a CRS; a hand-made AOI might not
+            raise AOIError(f"area {self.id!r} has a grid without a CRS; build it with aoi_from_* helpers.")
+        return crs
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -76,7 +79,9 @@ def _check_size(aoi_id: str, footprint: Polygon) -> None:
             "split it into smaller boxes."
         )
     if area < 0.01:
-        raise AOIError(f"area {aoi_id!r} is {area * 1e6:.0f} m², too small to analyse at 10 m; give at least 100 m x 100 m.")
+        raise AOIError(
+            f"area {aoi_id!r} is {area * 1e6:.0f} m², too small to analyse at 10 m; give at least 100 m x 100 m."
+        )
 
 
 def aoi_from_hotspot(h: HotSpot) -> AOI:
@@ -100,7 +105,9 @@ def _adhoc_id(footprint: Polygon) -> str:
     return f"area-{digest}"
 
 
-def aoi_from_bbox(bbox: tuple[float, float, float, float], *, aoi_id: str | None = None, name: str | None = None) -> AOI:
+def aoi_from_bbox(
+    bbox: tuple[float, float, float, float], *, aoi_id: str | None = None, name: str | None = None
+) -> AOI:
     """An AOI from a lon/lat bounding box (min_lon, min_lat, max_lon, max_lat)."""
     minx, miny, maxx, maxy = bbox
     if not (-180 <= minx < maxx <= 180 and -90 <= miny < maxy <= 90):
@@ -114,7 +121,9 @@ def aoi_from_bbox(bbox: tuple[float, float, float, float], *, aoi_id: str | None
     return AOI(id=aid, name=name or f"Area {bbox}", footprint=fp, geobox=_geobox_for(fp))
 
 
-def aoi_from_geojson(source: str | Path | dict[str, Any], *, aoi_id: str | None = None, name: str | None = None) -> AOI:
+def aoi_from_geojson(
+    source: str | Path | dict[str, Any], *, aoi_id: str | None = None, name: str | None = None
+) -> AOI:
     """An AOI from a GeoJSON Polygon/MultiPolygon (geometry, Feature or FeatureCollection; file or dict)."""
     label = str(source) if not isinstance(source, dict) else "GeoJSON"
     if isinstance(source, dict):
@@ -136,7 +145,9 @@ def aoi_from_geojson(source: str | Path | dict[str, Any], *, aoi_id: str | None 
     elif kind in ("Polygon", "MultiPolygon"):
         geoms = [obj]
     if not geoms or any(g is None or g.get("type") not in ("Polygon", "MultiPolygon") for g in geoms):
-        raise AOIError(f"{label}: expected a Polygon or MultiPolygon (or Features of them) in lon/lat, got {kind!r}.")
+        raise AOIError(
+            f"{label}: expected a Polygon or MultiPolygon (or Features of them) in lon/lat, got {kind!r}."
+        )
     try:
         geom = shapely.union_all([shape(g) for g in geoms])
     except Exception as e:  # shapely raises several types for broken rings
@@ -145,7 +156,9 @@ def aoi_from_geojson(source: str | Path | dict[str, Any], *, aoi_id: str | None 
         geom = shapely.make_valid(geom)
     minx, miny, maxx, maxy = geom.bounds
     if not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
-        raise AOIError(f"{label}: coordinates are not lon/lat degrees (bounds {geom.bounds}); GeoJSON must be WGS84.")
+        raise AOIError(
+            f"{label}: coordinates are not lon/lat degrees (bounds {geom.bounds}); GeoJSON must be WGS84."
+        )
     fp = geom if isinstance(geom, Polygon) else geom.envelope
     aid = aoi_id or _adhoc_id(fp)
     _check_size(aid, fp)
@@ -179,11 +192,15 @@ def windows_for(run_date: date, settings: WindowSettings) -> TimeWindows:
     )
 
 
-def explicit_windows(before: tuple[date, date], after: tuple[date, date], *, sar_baseline_days: int) -> TimeWindows:
+def explicit_windows(
+    before: tuple[date, date], after: tuple[date, date], *, sar_baseline_days: int
+) -> TimeWindows:
     """Windows given by an analyst; the SAR baseline is at least as long as sar_baseline_days."""
     for label, (a, b) in (("before", before), ("after", after)):
         if a > b:
-            raise AOIError(f"the {label} window {a}..{b} ends before it starts; give START..END with START <= END.")
+            raise AOIError(
+                f"the {label} window {a}..{b} ends before it starts; give START..END with START <= END."
+            )
     if before[1] >= after[0]:
         raise AOIError(
             f"the before window {before[0]}..{before[1]} overlaps the after window {after[0]}..{after[1]}; "

@@ -508,3 +508,126 @@ def serve(verbose: VerboseOpt = False) -> None:
             f"{settings.schedule.cron!r} {settings.schedule.timezone}. Ctrl-C stops."
         )
         prefect_serve(*deployments)
+
+
+evaluate_app = typer.Typer(
+    help="Measure detection quality: on real labelled imagery (OSCD) or on a simulator scenario's ground truth.",
+    no_args_is_help=True,
+)
+app.add_typer(evaluate_app, name="evaluate")
+
+
+def _write_json(data: dict[str, object], path: Path | None) -> None:
+    if path is None:
+        return
+    import json
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f, indent=2, default=str)
+    os.replace(tmp, path)
+    out_console.print(f"Wrote {path}")
+
+
+def _fmt(v: object) -> str:
+    return "—" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)
+
+
+@evaluate_app.command("oscd")
+def evaluate_oscd_cmd(
+    root: Annotated[
+        Path, typer.Argument(help="The OSCD folder (images/<city>/imgs_1, imgs_2; labels/<city>/).")
+    ],
+    json_path: Annotated[
+        Path | None, typer.Option("--json", metavar="FILE", help="Also write the figures as JSON.")
+    ] = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Precision, recall, F1 and IoU per city and pooled, with one fixed unsupervised rule for every city."""
+    with _errors(verbose):
+        from monitoring.oscd import evaluate_oscd
+
+        if not root.is_dir():
+            raise ConfigError(f"{root}: not a folder; give the OSCD root that holds images/ and labels/.")
+        with err_console.status("Evaluating OSCD cities..."):
+            res = evaluate_oscd(root)
+        table = Table("city", "precision", "recall", "F1", "IoU", box=box.SIMPLE)
+        for city, m in res["cities"].items():
+            table.add_row(city, *(_fmt(m[k]) for k in ("precision", "recall", "f1", "iou")))
+        p = res["pooled"]
+        table.add_row("[bold]pooled[/]", *(_fmt(p[k]) for k in ("precision", "recall", "f1", "iou")))
+        out_console.print(table)
+        out_console.print(f"method: {res.get('method')}")
+        _write_json(res, json_path)
+
+
+@evaluate_app.command("scenario")
+def evaluate_scenario_cmd(
+    scenario: Annotated[
+        Path, typer.Argument(help="A simulator scenario file (e.g. config/scenarios/dec-2025.yaml).")
+    ],
+    date_: Annotated[
+        str, typer.Option("--date", metavar="YYYY-MM-DD", help="Run date the detection looks back from.")
+    ] = "2025-12-22",
+    hotspot: Annotated[
+        list[str] | None, typer.Option("--hotspot", metavar="ID", help="Only these hot spots (repeatable).")
+    ] = None,
+    min_event_ha: Annotated[
+        float, typer.Option(help="Events smaller than this do not count for recall.")
+    ] = 0.2,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", metavar="FILE", help="Also write the figures as JSON.")
+    ] = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Run the simulator on a scenario and score the alerts: precision, recall, F1 per event type and false
+    alerts per 100 km² of unchanged land."""
+    with _errors(verbose):
+        from monitoring.config import hotspot_by_id
+        from monitoring.evaluate import evaluate_scenario
+
+        if not scenario.is_file():
+            raise ConfigError(f"{scenario}: scenario file not found; see config/scenarios/ for examples.")
+        run_date = parse_date(date_, what="--date")
+        settings = load_settings()
+        spots = load_hotspots()
+        if hotspot:
+            spots = [hotspot_by_id(spots, h) for h in hotspot]
+        with Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err_console,
+            transient=True,
+        ) as prog:
+            task = prog.add_task("Evaluating", total=len(spots))
+            res = evaluate_scenario(
+                scenario,
+                settings=settings,
+                hotspots=spots,
+                run_date=run_date,
+                min_event_ha=min_event_ha,
+                progress=lambda area: prog.update(task, description=f"Analysing {area}", advance=1),
+            )
+        table = Table(
+            "type", "events", "found", "alerts", "true", "precision", "recall", "F1", box=box.SIMPLE
+        )
+        for t, m in res["by_type"].items():
+            table.add_row(
+                t,
+                *(
+                    _fmt(m[k])
+                    for k in ("events", "found", "alerts", "true_alerts", "precision", "recall", "f1")
+                ),
+            )
+        out_console.print(table)
+        out_console.print(
+            f"false alerts: {res['false_alerts']} ({_fmt(res['false_alerts_per_100km2'])} per 100 km² of unchanged "
+            f"land, {res['unchanged_km2']} km²); largest {res['largest_false_alert_ha']} ha; wrong type: "
+            f"{res['wrong_type']}"
+        )
+        _write_json(res, json_path)

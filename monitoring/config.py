@@ -247,11 +247,15 @@ def _format_validation_error(path: Path, err: ValidationError, data: Any) -> str
 
 def _read_yaml(path: Path) -> Any:
     if not path.exists():
-        raise ConfigError(f"{path}: file not found. Create it or set BORDERWATCH_CONFIG_DIR to the config folder.")
+        raise ConfigError(
+            f"{path}: file not found. Create it or set BORDERWATCH_CONFIG_DIR to the config folder."
+        )
     try:
         return yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML ({e.__class__.__name__}: {str(e).splitlines()[0]}).") from e
+        raise ConfigError(
+            f"{path}: not valid YAML ({e.__class__.__name__}: {str(e).splitlines()[0]})."
+        ) from e
 
 
 def load_hotspots(path: Path | None = None) -> list[HotSpot]:
@@ -269,7 +273,9 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
     path = path or config_dir() / "settings.yaml"
     data = _read_yaml(path) or {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of settings at the top level, got {type(data).__name__}.")
+        raise ConfigError(
+            f"{path}: expected a mapping of settings at the top level, got {type(data).__name__}."
+        )
     data.update({k: v for k, v in overrides.items() if v is not None})
     try:
         return Settings(**data)
@@ -288,7 +294,9 @@ def hotspot_by_id(hotspots: list[HotSpot], hotspot_id: str) -> HotSpot:
         if h.id == hotspot_id:
             return h
     known = ", ".join(h.id for h in hotspots)
-    raise ConfigError(f"unknown hot spot {hotspot_id!r}. Known ids: {known}. Run 'borderwatch hotspots' to list them.")
+    raise ConfigError(
+        f"unknown hot spot {hotspot_id!r}. Known ids: {known}. Run 'borderwatch hotspots' to list them."
+    )
 
 
 def parse_date(value: str, *, what: str = "date") -> date:

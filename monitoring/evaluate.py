@@ -27,10 +27,16 @@ TOLERANCE_PX = 2
 
 
 class TruthEvent(Protocol):
-    id: str
-    change_type: ChangeType
-    area_ha: float
-    mask: np.ndarray
+    """What scoring needs of a ground-truth event (the simulator's GroundTruthEvent has it)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def change_type(self) -> ChangeType: ...
+    @property
+    def area_ha(self) -> float: ...
+    @property
+    def mask(self) -> np.ndarray: ...
 
 
 @dataclass
@@ -90,7 +96,7 @@ class AreaScore:
 
 def rasterise_alerts(alerts: Iterable[Alert], geobox: GeoBox) -> list[tuple[Alert, np.ndarray]]:
     """Each alert's pixels on the grid (vectorise then rasterise keeps the area)."""
-    to_grid = Transformer.from_crs("EPSG:4326", geobox.crs.to_wkt(), always_xy=True)
+    to_grid = Transformer.from_crs("EPSG:4326", str(geobox.crs), always_xy=True)
     out = []
     for a in alerts:
         geom = shapely.ops.transform(to_grid.transform, shape(a.geometry))
@@ -205,7 +211,9 @@ def evaluate_scenario(
             sc = score_area(result.alerts, truth, aoi.geobox, min_event_ha=min_event_ha)
             scores.append(sc)
             areas[h.id] = sc.as_dict() | {
-                "optical_observed_fraction": result.coverage.optical_observed_fraction if result.coverage else 0.0
+                "optical_observed_fraction": result.coverage.optical_observed_fraction
+                if result.coverage
+                else 0.0
             }
     total = pool(scores)
     summary = total.as_dict()

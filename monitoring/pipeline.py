@@ -9,7 +9,7 @@ import tempfile
 import time
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import dask
 import numpy as np
@@ -66,7 +66,10 @@ def make_source(settings: Settings) -> ImagerySource:
         from monitoring.sources.stac import StacSource
 
         return StacSource(
-            settings.stac, max_cloud_cover=settings.windows.max_cloud_cover, chunk_size=settings.chunk_size, cache=cache
+            settings.stac,
+            max_cloud_cover=settings.windows.max_cloud_cover,
+            chunk_size=settings.chunk_size,
+            cache=cache,
         )
     if name == "local":
         from monitoring.sources.local import LocalSource
@@ -76,7 +79,9 @@ def make_source(settings: Settings) -> ImagerySource:
                 "source 'local' needs a folder: set local.folder in config/settings.yaml or "
                 "BORDERWATCH_LOCAL__FOLDER=/path/to/geotiffs."
             )
-        return LocalSource(settings.local, chunk_size=settings.chunk_size, max_cloud_cover=settings.windows.max_cloud_cover)
+        return LocalSource(
+            settings.local, chunk_size=settings.chunk_size, max_cloud_cover=settings.windows.max_cloud_cover
+        )
     raise ConfigError(f"unknown source {name!r}; choose simulator, sentinelhub, cdse, stac or local.")
 
 
@@ -106,7 +111,7 @@ def _save_chips(path: Path, **arrays: np.ndarray) -> None:
     import io
 
     buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
+    np.savez_compressed(buf, **arrays)  # type: ignore[arg-type]
     _write_atomic(path, buf.getvalue())
 
 
@@ -176,8 +181,12 @@ def analyse_area(
     warnings: list[str] = []
     opt_b = check_optical(source.load_optical(aoi, *windows.before), aoi, *windows.before)
     opt_a = check_optical(source.load_optical(aoi, *windows.after), aoi, *windows.after)
-    sar = check_sar(source.load_sar(aoi, windows.sar_before[0], windows.after[1]), aoi, windows.sar_before[0],
-                    windows.after[1])
+    sar = check_sar(
+        source.load_sar(aoi, windows.sar_before[0], windows.after[1]),
+        aoi,
+        windows.sar_before[0],
+        windows.after[1],
+    )
     landcover = source.load_landcover(aoi)
 
     lazy: dict[str, Any] = {}
@@ -235,8 +244,11 @@ def analyse_area(
     clear_days = []
     if optical_ok:
         for ds, share in ((opt_b, c["clear_share_before"]), (opt_a, c["clear_share_after"])):
-            clear_days += [d for d, s in zip(_days(ds["time"].values), share) if s >= CLEAR_DAY_SHARE]
+            clear_days += [
+                d for d, s in zip(_days(ds["time"].values), share, strict=True) if s >= CLEAR_DAY_SHARE
+            ]
     sar_days = _days(sar["time"].values[post])
+    status: Literal["observed", "partly observed", "not observed"]
     if opt_frac >= 0.9:
         status = "observed"
     elif opt_frac >= 0.1 or sar_frac >= th.min_observed_fraction:
@@ -304,7 +316,7 @@ def build_briefing(
     run_dir: Path,
     *,
     run_date: date,
-    kind: str,
+    kind: Literal["daily", "area-check"],
     settings: Settings,
     source_name: str,
     simulated: bool,

@@ -51,7 +51,7 @@ class Evidence:
 
 
 def _day(t: np.datetime64) -> date:
-    return date.fromisoformat(str(np.datetime64(t, "D")))
+    return date.fromisoformat(str(t)[:10])
 
 
 def _outline(region: np.ndarray, radius: int = 2) -> np.ndarray:
@@ -176,7 +176,7 @@ def vectorise_alerts(
         return []
     labels = np.where(np.isin(labels, list(keep)), labels, 0)
     polys = _polygons(labels, geobox)
-    to_ll = Transformer.from_crs(geobox.crs.to_wkt(), "EPSG:4326", always_xy=True)
+    to_ll = Transformer.from_crs(str(geobox.crs), "EPSG:4326", always_xy=True)
     L = evidence.layers
     alerts: list[Alert] = []
     for k in sorted(keep):
@@ -203,11 +203,16 @@ def vectorise_alerts(
         score = score[np.isfinite(score)]
         p = L.get(f"{'s1-welch-t'}.p_value")
         p_value = float(np.nanmin(p[pix])) if p is not None and "sentinel-1" in sensors else None
-        scene_ids = [s for m in sorted(methods) for s in _scenes_between(evidence, m, before_i if m == method else -1)]
+        scene_ids = [
+            s for m in sorted(methods) for s in _scenes_between(evidence, m, before_i if m == method else -1)
+        ]
         geom = polys[k]
         c = geom.centroid
-        ll = orient(shapely.ops.transform(to_ll.transform, geom)) if geom.geom_type == "Polygon" else \
-            shapely.ops.transform(to_ll.transform, geom)
+        ll = (
+            orient(shapely.ops.transform(to_ll.transform, geom))
+            if geom.geom_type == "Polygon"
+            else shapely.ops.transform(to_ll.transform, geom)
+        )
         alerts.append(
             Alert(
                 id=_stable_id(area_id, ctype, c.x, c.y),

@@ -37,7 +37,9 @@ def small_config(config_copy: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_daily_flow_finds_the_scenario_events(prefect_server: None, small_config: Path, tmp_path: Path) -> None:
+def test_daily_flow_finds_the_scenario_events(
+    prefect_server: None, small_config: Path, tmp_path: Path
+) -> None:
     from flows.daily import daily_monitoring
 
     run_dir = Path(daily_monitoring(run_date=RUN_DATE, out_dir=str(tmp_path / "out")))
@@ -59,7 +61,9 @@ def test_daily_flow_finds_the_scenario_events(prefect_server: None, small_config
 
     # Every injected event of at least 0.5 ha is found with the right type; nothing large is invented.
     settings = load_settings()
-    source = SimulatorSource(load_scenario(resolve_config_path(settings.simulator.scenario)), seed=settings.simulator.seed)
+    source = SimulatorSource(
+        load_scenario(resolve_config_path(settings.simulator.scenario)), seed=settings.simulator.seed
+    )
     hotspots = {h.id: h for h in load_hotspots()}
     n_events = 0
     for area in AREAS:

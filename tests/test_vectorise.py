@@ -10,7 +10,7 @@ from hypothesis.extra.numpy import arrays
 from pyproj import Geod
 from shapely.geometry import shape
 
-from monitoring.fuse import BURN, SOIL, STRUCTURE
+from monitoring.fuse import BURN, STRUCTURE
 from monitoring.results import ChangeType, Confidence
 from monitoring.vectorise import Evidence, soil_regions, vectorise_alerts
 from tests.synthetic import tiny_aoi
@@ -60,7 +60,12 @@ def _evidence(codes: np.ndarray, *, sar_share: float = 0.0, count: int = 1) -> E
         codes=codes,
         layers=layers,
         times={m: times for m in ("dnbr", "soil-exposure", "s1-welch-t", "cva")},
-        sensors={"dnbr": "sentinel-2", "soil-exposure": "sentinel-2", "cva": "sentinel-2", "s1-welch-t": "sentinel-1"},
+        sensors={
+            "dnbr": "sentinel-2",
+            "soil-exposure": "sentinel-2",
+            "cva": "sentinel-2",
+            "s1-welch-t": "sentinel-1",
+        },
         scene_ids={m: ("a", "b", "c") for m in ("dnbr", "soil-exposure", "s1-welch-t", "cva")},
     )
 

@@ -35,8 +35,14 @@ def _timeline(flags: xr.DataArray, clear: xr.DataArray) -> dict[str, xr.DataArra
     latest = idx.where(clear, -1).max("time")
     latest_flag = (flags & (idx == latest)).any("time")
     before = idx.where(clear & (idx < first), -1).max("time").astype("int32")
-    return {"count": count, "first": first, "last": last, "latest_flag": latest_flag, "before": before,
-            "latest": latest}
+    return {
+        "count": count,
+        "first": first,
+        "last": last,
+        "latest_flag": latest_flag,
+        "before": before,
+        "latest": latest,
+    }
 
 
 def _at_latest(values: xr.DataArray, clear: xr.DataArray, latest: xr.DataArray) -> xr.DataArray:
@@ -99,8 +105,11 @@ def detect_soil_exposure(
     dndvi_t = base["NDVI"] - after["NDVI"]
     d_red = after["B04"] - base["B04"]
     d_blue = after["B02"] - base["B02"]
-    soil_like = (dndvi_t > thresholds.dndvi) & (d_red > 0.02) & (d_red > d_blue) & (
-        (after["B11"] - base["B11"]) > SWIR_RISE_SOIL
+    soil_like = (
+        (dndvi_t > thresholds.dndvi)
+        & (d_red > 0.02)
+        & (d_red > d_blue)
+        & ((after["B11"] - base["B11"]) > SWIR_RISE_SOIL)
     )
     bare = after["NDVI"] < thresholds.bare_ndvi_max
     strict = bare if landcover is None else (bare | (landcover != LC_CROP))
@@ -126,7 +135,7 @@ def detect_soil_exposure(
 def detect_optical_change(base: xr.Dataset, after: xr.Dataset) -> Detection:
     """Change vector analysis: the Euclidean change over the six bands; generic, used to corroborate."""
     sq = sum((after[b] - base[b]) ** 2 for b in OPTICAL_BANDS)
-    mag_t = np.sqrt(sq).astype("float32")
+    mag_t = (sq**0.5).astype("float32")
     flags = mag_t > CVA_MIN
     tl = _timeline(flags, after["clear"])
     mag = _at_latest(mag_t, after["clear"], tl["latest"]).astype("float32")

@@ -20,7 +20,9 @@ MIN_BASELINE_SCENES = 3
 
 def _boxcar_block(values: np.ndarray, weights: np.ndarray, size: int) -> np.ndarray:
     """Mean over a size x size window in y/x of the valid values of a (time, y, x) block."""
-    num = ndimage.uniform_filter(np.where(weights, values, 0.0).astype("float64"), size=(1, size, size), mode="nearest")
+    num = ndimage.uniform_filter(
+        np.where(weights, values, 0.0).astype("float64"), size=(1, size, size), mode="nearest"
+    )
     den = ndimage.uniform_filter(weights.astype("float64"), size=(1, size, size), mode="nearest")
     with np.errstate(invalid="ignore", divide="ignore"):
         out = num / den
@@ -43,8 +45,8 @@ def _smooth(da: xr.DataArray, valid: xr.DataArray, radius: int) -> xr.DataArray:
             dtype="float32",
         )
         return da.copy(data=data)
-    ok = (valid & da.notnull()).values
-    return da.copy(data=_boxcar_block(da.values, ok, size))
+    weights = (valid & da.notnull()).values
+    return da.copy(data=_boxcar_block(da.values, weights, size))
 
 
 def to_db(sar: xr.Dataset, *, smooth_px: int = 1) -> xr.Dataset:
@@ -105,7 +107,9 @@ def detect_sar_change(
     orbits = sar["relative_orbit"].values
     shape_like = db["VV"].isel(time=0, drop=True) if db.sizes["time"] else None
     if shape_like is None or not is_post.any():
-        raise DetectionError("no Sentinel-1 scene after the baseline: nothing to test; widen the after window.")
+        raise DetectionError(
+            "no Sentinel-1 scene after the baseline: nothing to test; widen the after window."
+        )
 
     best_p = xr.full_like(shape_like, 1.0, dtype="float64")
     best_delta = xr.full_like(shape_like, 0.0, dtype="float32")
@@ -155,7 +159,9 @@ def detect_sar_change(
         last=best_last.where(mask, -1).astype("int32"),
         before=best_before.where(mask, -1).astype("int32"),
         times=post_times,
-        scene_ids=tuple(str(s) for s in sar["scene_id"].values[is_post][np.argsort(times[is_post], kind="stable")]),
+        scene_ids=tuple(
+            str(s) for s in sar["scene_id"].values[is_post][np.argsort(times[is_post], kind="stable")]
+        ),
         p_value=p_corr,
         extra={"support": support},
     )
@@ -185,7 +191,9 @@ def builtup_mask(
     Structural damage is only claimed here, as PWTT restricts itself to an urban mask: elsewhere the rice cycle and
     soil moisture move backscatter as much as damage does.
     """
-    pre = sar.isel(time=np.flatnonzero(sar["time"].values.astype("datetime64[D]") <= np.datetime64(baseline_end)))
+    pre = sar.isel(
+        time=np.flatnonzero(sar["time"].values.astype("datetime64[D]") <= np.datetime64(baseline_end))
+    )
     _, vv_mean, _ = _moments(to_db(pre)["VV"])
     bright = vv_mean > thresholds.builtup_vv_db
     if landcover is not None:

@@ -40,7 +40,10 @@ def clear_mask(ds: xr.Dataset, *, dilate_px: int = 2) -> xr.DataArray:
     if dilate_px > 0:
         if cloudy.chunks is not None:
             data = cloudy.data.map_overlap(
-                _dilate_2d, depth={0: 0, 1: dilate_px, 2: dilate_px}, boundary="none", radius=dilate_px,
+                _dilate_2d,
+                depth={0: 0, 1: dilate_px, 2: dilate_px},
+                boundary="none",
+                radius=dilate_px,
                 dtype=bool,
             )
             cloudy = cloudy.copy(data=data)

@@ -7,7 +7,9 @@ import xarray as xr
 from numba import guvectorize
 
 
-@guvectorize(["void(float32[:], float32[:])", "void(float64[:], float64[:])"], "(n)->()", nopython=True, cache=True)
+@guvectorize(
+    ["void(float32[:], float32[:])", "void(float64[:], float64[:])"], "(n)->()", nopython=True, cache=True
+)
 def _nanmedian_gu(values, out):  # type: ignore[no-untyped-def]
     # Insertion sort of the non-NaN values: series are short (a window holds 5-40 dates), where it beats
     # np.nanmedian's partition by a wide margin (performance.md: ~7x).
@@ -50,7 +52,7 @@ def composite(masked: xr.Dataset, *, bands: tuple[str, ...] | None = None) -> xr
 
     `masked` is the output of mask_clouds: bands NaN where not clear, and a boolean `clear` layer.
     """
-    names = bands or tuple(v for v in masked.data_vars if v != "clear")
+    names = bands or tuple(str(v) for v in masked.data_vars if v != "clear")
     out = xr.Dataset({b: nanmedian_time(masked[b]) for b in names})
     out["clear_count"] = masked["clear"].sum("time").astype("int16")
     return out
@@ -58,7 +60,7 @@ def composite(masked: xr.Dataset, *, bands: tuple[str, ...] | None = None) -> xr
 
 def latest_clear(masked: xr.Dataset, *, bands: tuple[str, ...] | None = None) -> xr.Dataset:
     """Per pixel, the values of the latest clear observation (NaN where none), and its time index `latest`."""
-    names = bands or tuple(v for v in masked.data_vars if v != "clear")
+    names = bands or tuple(str(v) for v in masked.data_vars if v != "clear")
     clear = masked["clear"]
     idx = xr.DataArray(np.arange(masked.sizes["time"], dtype="int32"), dims="time")
     latest = idx.where(clear, -1).max("time")

@@ -75,7 +75,9 @@ def _check_grid(ds: xr.Dataset | xr.DataArray, aoi: AOI, what: str) -> None:
         )
 
 
-def _check_times(ds: xr.Dataset, aoi: AOI, what: str, coords: tuple[str, ...], start: date, end: date) -> None:
+def _check_times(
+    ds: xr.Dataset, aoi: AOI, what: str, coords: tuple[str, ...], start: date, end: date
+) -> None:
     for c in coords:
         if c not in ds.coords or ds[c].dims != ("time",):
             raise SourceError(f"{what} for {aoi.id!r} lacks the per-time coordinate {c!r}.")
@@ -102,7 +104,9 @@ def check_optical(ds: xr.Dataset, aoi: AOI, start: date, end: date) -> xr.Datase
         raise SourceError(f"{what} for {aoi.id!r}: more than one scene on a day; group by solar day.")
     for b in OPTICAL_BANDS:
         if ds[b].dtype != np.float32:
-            raise SourceError(f"{what} for {aoi.id!r}: band {b} is {ds[b].dtype}, expected float32 reflectance.")
+            raise SourceError(
+                f"{what} for {aoi.id!r}: band {b} is {ds[b].dtype}, expected float32 reflectance."
+            )
     return ds
 
 
@@ -114,7 +118,7 @@ def check_sar(ds: xr.Dataset, aoi: AOI, start: date, end: date) -> xr.Dataset:
         raise SourceError(f"{what} for {aoi.id!r} lacks variables {missing}.")
     _check_grid(ds, aoi, what)
     _check_times(ds, aoi, what, SAR_TIME_COORDS, start, end)
-    keys = list(zip(ds["time"].values.astype("datetime64[D]").tolist(), ds["relative_orbit"].values.tolist()))
+    keys = list(zip(ds["time"].values.astype("datetime64[D]").tolist(), ds["relative_orbit"].values.tolist(), strict=True))
     if len(set(keys)) != len(keys):
         raise SourceError(f"{what} for {aoi.id!r}: more than one scene per day and relative orbit.")
     return ds

@@ -8,7 +8,17 @@ from monitoring.config import ThresholdSettings
 from monitoring.detect import detect_burn_scars, detect_optical_change, detect_soil_exposure
 from monitoring.preprocess import add_indices, composite, mask_clouds
 from monitoring.sources.base import LC_CROP, LC_TREE, SCL_CLOUD_HIGH
-from tests.synthetic import CHAR, FOREST, MATURE_RICE, SOIL, STUBBLE, maybe_dask, optical_stack, paint, tiny_aoi
+from tests.synthetic import (
+    CHAR,
+    FOREST,
+    MATURE_RICE,
+    SOIL,
+    STUBBLE,
+    maybe_dask,
+    optical_stack,
+    paint,
+    tiny_aoi,
+)
 
 TH = ThresholdSettings()
 BEFORE = ["2025-11-01", "2025-11-06", "2025-11-11", "2025-11-16"]

@@ -22,7 +22,10 @@ from tests.synthetic import CHAR, FOREST, maybe_dask, optical_stack, paint, tiny
 )
 def test_nanmedian_matches_numpy(a: np.ndarray) -> None:
     got = nanmedian_time(xr.DataArray(a, dims=("time", "y", "x"))).values
-    with np.errstate(all="ignore"), pytest.warns(RuntimeWarning) if np.isnan(a).all(axis=0).any() else _null():
+    with (
+        np.errstate(all="ignore"),
+        pytest.warns(RuntimeWarning) if np.isnan(a).all(axis=0).any() else _null(),
+    ):
         want = np.nanmedian(a, axis=0)
     np.testing.assert_allclose(got, want, rtol=1e-6, equal_nan=True)
 

@@ -16,7 +16,9 @@ def _is_lazy(ds: xr.Dataset) -> bool:
     return all(v.chunks is not None for v in ds.data_vars.values())
 
 
-def check_optical_source(source: ImagerySource, aoi: AOI, start: date, end: date, *, expect_scenes: bool = True) -> xr.Dataset:
+def check_optical_source(
+    source: ImagerySource, aoi: AOI, start: date, end: date, *, expect_scenes: bool = True
+) -> xr.Dataset:
     ds = check_optical(source.load_optical(aoi, start, end), aoi, start, end)
     assert _is_lazy(ds), "optical data must be dask-backed until the pipeline's compute"
     if expect_scenes:
@@ -27,7 +29,9 @@ def check_optical_source(source: ImagerySource, aoi: AOI, start: date, end: date
             v = sample[b].values
             finite = v[np.isfinite(v)]
             assert finite.size, f"band {b} is all no-data"
-            assert finite.min() >= -0.2 and finite.max() <= 2.0, f"band {b} is not reflectance 0-1 ({finite.min()}..{finite.max()})"
+            assert finite.min() >= -0.2 and finite.max() <= 2.0, (
+                f"band {b} is not reflectance 0-1 ({finite.min()}..{finite.max()})"
+            )
         scl = sample["SCL"].values
         assert scl.dtype == np.uint8 and scl.max() <= 11
         assert all(str(s) for s in ds["scene_id"].values), "every scene needs an id"
@@ -37,7 +41,9 @@ def check_optical_source(source: ImagerySource, aoi: AOI, start: date, end: date
     return ds
 
 
-def check_sar_source(source: ImagerySource, aoi: AOI, start: date, end: date, *, expect_scenes: bool = True) -> xr.Dataset:
+def check_sar_source(
+    source: ImagerySource, aoi: AOI, start: date, end: date, *, expect_scenes: bool = True
+) -> xr.Dataset:
     ds = check_sar(source.load_sar(aoi, start, end), aoi, start, end)
     assert _is_lazy(ds), "SAR data must be dask-backed until the pipeline's compute"
     if expect_scenes:

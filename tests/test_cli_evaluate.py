@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from monitoring.cli import app
+from tests.test_oscd import make_oscd
+
+runner = CliRunner()
+
+
+def test_evaluate_oscd_prints_and_writes_pooled_figures(tmp_path: Path) -> None:
+    make_oscd(tmp_path / "oscd")
+    out = tmp_path / "oscd.json"
+    res = runner.invoke(app, ["evaluate", "oscd", str(tmp_path / "oscd"), "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    data = json.loads(out.read_text())
+    assert set(data["pooled"]) >= {"precision", "recall", "f1", "iou"}
+    assert set(data["cities"]) == {"alpha", "beta"}
+    assert "pooled" in res.output
+
+
+def test_evaluate_oscd_bad_folder_is_one_line_exit_2(tmp_path: Path) -> None:
+    res = runner.invoke(app, ["evaluate", "oscd", str(tmp_path / "nope")])
+    assert res.exit_code == 2
+    assert res.output.strip().count("\n") == 0 and "not a folder" in res.output
+
+
+def test_evaluate_scenario_reports_per_type_figures(tmp_path: Path) -> None:
+    out = tmp_path / "scenario.json"
+    res = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "scenario",
+            "config/scenarios/dec-2025.yaml",
+            "--hotspot",
+            "chong-an-ma",
+            "--json",
+            str(out),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    data = json.loads(out.read_text())
+    assert set(data["by_type"]) == {"crater_field", "structural_damage", "earthworks"}
+    for figures in data["by_type"].values():
+        assert figures["recall"] == 1.0 and figures["precision"] == 1.0
+    assert data["false_alerts_per_100km2"] is not None
