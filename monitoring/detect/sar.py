@@ -95,7 +95,7 @@ def detect_sar_change(
     For each orbit, each polarisation and each possible onset (every post-baseline acquisition), a Welch t-test
     compares the scenes from that onset on with the baseline stack. The smallest p-value is Bonferroni-corrected
     for the number of tests (orbits x polarisations x onsets), so the family-wise error per pixel stays at
-    thresholds.sar_alpha. The onset of the winning test dates the change.
+    thresholds.sar_alpha. The earliest onset whose test is significant dates the change.
 
     The extra layer `support` is where this change may corroborate another sensor's alert: not on cropland,
     where the rice cycle (flooding, growth, harvest) moves backscatter by several dB every season.
@@ -111,18 +111,28 @@ def detect_sar_change(
             "no Sentinel-1 scene after the baseline: nothing to test; widen the after window."
         )
 
-    best_p = xr.full_like(shape_like, 1.0, dtype="float64")
-    best_delta = xr.full_like(shape_like, 0.0, dtype="float32")
-    best_first = xr.full_like(shape_like, -1, dtype="int32")
-    best_last = xr.full_like(shape_like, -1, dtype="int32")
-    best_before = xr.full_like(shape_like, -1, dtype="int32")
-    best_n = xr.full_like(shape_like, 0, dtype="int16")
-    n_tests = 0
+    plan = []
     for orbit in np.unique(orbits):
         pre_idx = np.flatnonzero((orbits == orbit) & ~is_post)
         post_idx = np.flatnonzero((orbits == orbit) & is_post)
-        if len(pre_idx) < MIN_BASELINE_SCENES or len(post_idx) == 0:
-            continue
+        if len(pre_idx) >= MIN_BASELINE_SCENES and len(post_idx) > 0:
+            plan.append((pre_idx, post_idx))
+    n_tests = sum(len(post) for _, post in plan) * len(SAR_BANDS)
+    if n_tests == 0:
+        raise DetectionError(
+            f"no relative orbit has {MIN_BASELINE_SCENES}+ baseline scenes and a scene after {baseline_end}; "
+            "lengthen windows.sar_baseline_days."
+        )
+
+    best_p = xr.full_like(shape_like, 1.0, dtype="float64")
+    best_delta = xr.full_like(shape_like, 0.0, dtype="float32")
+    best_last = xr.full_like(shape_like, -1, dtype="int32")
+    best_n = xr.full_like(shape_like, 0, dtype="int16")
+    # The earliest onset whose own test is significant dates the change: the winning (smallest p) test often
+    # starts later, once more post scenes make it stronger.
+    no_onset = len(post_times)
+    earliest = xr.full_like(shape_like, no_onset, dtype="int32")
+    for pre_idx, post_idx in plan:
         last_pos = int(np.searchsorted(post_times, times[post_idx[-1]]))
         for pol in SAR_BANDS:
             n0, mu0, var0 = _moments(db[pol].isel(time=pre_idx))
@@ -130,23 +140,21 @@ def detect_sar_change(
                 n1, mu1, var1 = _moments(db[pol].isel(time=post_idx[k:]))
                 p, delta = _welch(mu0, var0, n0.clip(min=2), mu1, var1, n1.clip(min=1))
                 p = p.where((n0 >= MIN_BASELINE_SCENES) & (n1 >= 1), 1.0)
-                n_tests += 1
-                better = p < best_p
                 onset = int(np.searchsorted(post_times, times[post_idx[k]]))
-                before = int(np.searchsorted(post_times, times[post_idx[k - 1]])) if k > 0 else -1
+                significant = (p * n_tests < thresholds.sar_alpha) & (
+                    np.abs(delta) >= thresholds.sar_min_change_db
+                )
+                earliest = xr.where(significant, np.minimum(earliest, onset), earliest).astype("int32")
+                better = p < best_p
                 best_p = xr.where(better, p, best_p)
                 best_delta = xr.where(better, delta, best_delta).astype("float32")
-                best_first = xr.where(better, onset, best_first).astype("int32")
                 best_last = xr.where(better, last_pos, best_last).astype("int32")
-                best_before = xr.where(better, before, best_before).astype("int32")
                 best_n = xr.where(better, n1, best_n).astype("int16")
-    if n_tests == 0:
-        raise DetectionError(
-            f"no relative orbit has {MIN_BASELINE_SCENES}+ baseline scenes and a scene after {baseline_end}; "
-            "lengthen windows.sar_baseline_days."
-        )
     p_corr = (best_p * n_tests).clip(max=1.0).astype("float32")
     mask = (p_corr < thresholds.sar_alpha) & (np.abs(best_delta) >= thresholds.sar_min_change_db)
+    first = earliest.where(mask & (earliest < no_onset), -1).astype("int32")
+    # Radar sees through cloud, so the last look before the change is simply the previous acquisition.
+    before = (first - 1).where(first >= 0, -1).astype("int32")
     support = mask if landcover is None else mask & (landcover != LC_CROP)
     return Detection(
         method="s1-welch-t",
@@ -155,9 +163,9 @@ def detect_sar_change(
         mask=mask,
         score=best_delta,
         count=best_n.where(mask, 0).astype("int16"),
-        first=best_first.where(mask, -1).astype("int32"),
+        first=first,
         last=best_last.where(mask, -1).astype("int32"),
-        before=best_before.where(mask, -1).astype("int32"),
+        before=before,
         times=post_times,
         scene_ids=tuple(
             str(s) for s in sar["scene_id"].values[is_post][np.argsort(times[is_post], kind="stable")]
