@@ -35,12 +35,22 @@ def fuse_change_types(
     return codes.astype("uint8").rename("change_code")
 
 
-def confidence_tier(*, sensors: Iterable[str], methods: Iterable[str], observations: int) -> Confidence:
+def confidence_tier(
+    *,
+    sensors: Iterable[str],
+    methods: Iterable[str],
+    observations: int,
+    seasonal: bool = False,
+) -> Confidence:
     """Tiers as the integrated forest alerts define them.
 
     highest: two independent sensors agree; high: seen again in a later independent observation, or two
-    independent methods agree; low: one method, one observation.
+    independent methods agree; low: one method, one observation. `seasonal`: the change is one the season makes
+    routinely there (a burn on cropland in the stubble-burning season), so more looks of the same thing do not
+    make it more likely to be conflict: it stays low until independent evidence (thermal, another sensor) agrees.
     """
+    if seasonal and len(set(sensors)) < 2:
+        return Confidence.LOW
     if len(set(sensors)) >= 2:
         return Confidence.HIGHEST
     if observations >= 2 or len(set(methods)) >= 2:

@@ -229,6 +229,8 @@ def analyse_area(
         warnings.append("no Sentinel-1 scene in the after window: structural damage not assessed")
     if detections:
         lazy["codes"] = fuse_change_types(burn=burn, soil=soil, sar=sar_det, builtup=builtup)
+        if landcover is not None:
+            lazy["landcover"] = landcover
     for d in detections:
         lazy.update(d.layers())
 
@@ -283,6 +285,7 @@ def analyse_area(
             sensors={d.method: d.sensor for d in detections},
             scene_ids={d.method: d.scene_ids for d in detections},
             baseline_last_clear=max(base_days) if base_days else None,
+            landcover=c.get("landcover"),
         )
         alerts = vectorise_alerts(evidence, geobox=aoi.geobox, area_id=aoi.id, mmu_ha=th.mmu_ha)
 

@@ -18,6 +18,7 @@ from shapely.geometry.polygon import orient
 
 from monitoring.fuse import BURN, NONE, SOIL, STRUCTURE, confidence_tier
 from monitoring.results import Alert, ChangeType
+from monitoring.sources.base import LC_CROP
 
 EIGHT = np.ones((3, 3), dtype=bool)
 CORROBORATION_SHARE = 0.2
@@ -48,6 +49,8 @@ class Evidence:
     scene_ids: dict[str, tuple[str, ...]] = field(default_factory=dict)
     baseline_last_clear: date | None = None
     """Latest baseline date before the after window (used when the change was there from the first look)."""
+    landcover: np.ndarray | None = None
+    """ESA WorldCover codes on the grid, where the source has them."""
 
 
 def _day(t: np.datetime64) -> date:
@@ -206,6 +209,7 @@ def vectorise_alerts(
         scene_ids = [
             s for m in sorted(methods) for s in _scenes_between(evidence, m, before_i if m == method else -1)
         ]
+        lc_name, crop_share = _land_cover(evidence.landcover, pix)
         geom = polys[k]
         c = geom.centroid
         ll = (
@@ -222,7 +226,13 @@ def vectorise_alerts(
                 first_observed=_day(times[first_i]),
                 last_observed=_day(times[last_i]),
                 last_clear_before=_day(times[before_i]) if before_i >= 0 else evidence.baseline_last_clear,
-                confidence=confidence_tier(sensors=sensors, methods=methods - {"cva"}, observations=obs),
+                confidence=confidence_tier(
+                    sensors=sensors,
+                    methods=methods - {"cva"},
+                    observations=obs,
+                    seasonal=ctype is ChangeType.BURN_SCAR and crop_share >= 0.5,
+                ),
+                land_cover=lc_name,
                 sensors=sorted(sensors),
                 methods=sorted(methods),
                 observations=obs,
@@ -235,6 +245,30 @@ def vectorise_alerts(
         )
     alerts.sort(key=lambda a: -a.area_ha)
     return alerts
+
+
+WORLDCOVER_NAMES = {
+    10: "tree cover",
+    20: "shrubland",
+    30: "grassland",
+    40: "cropland",
+    50: "built-up",
+    60: "bare / sparse",
+    70: "snow and ice",
+    80: "water",
+    90: "herbaceous wetland",
+    95: "mangroves",
+    100: "moss and lichen",
+}
+
+
+def _land_cover(landcover: np.ndarray | None, pix: np.ndarray) -> tuple[str | None, float]:
+    """The dominant WorldCover class under an alert and the share of cropland."""
+    if landcover is None:
+        return None, 0.0
+    codes, counts = np.unique(landcover[pix], return_counts=True)
+    dominant = int(codes[np.argmax(counts)])
+    return WORLDCOVER_NAMES.get(dominant, f"class {dominant}"), float((landcover[pix] == LC_CROP).mean())
 
 
 def _scenes_between(evidence: Evidence, method: str, start: int) -> list[str]:

@@ -124,3 +124,17 @@ def test_vectorise_then_rasterise_keeps_the_area(mask: np.ndarray) -> None:
         area = abs(GEOD.geometry_area_perimeter(shape(a.geometry))[0]) / 1e4
         assert area == pytest.approx(a.area_ha, rel=0.02, abs=0.002)
         assert shapely.is_valid(shape(a.geometry))
+
+
+def test_a_burn_on_cropland_stays_low_however_often_it_is_seen() -> None:
+    aoi = tiny_aoi()
+    codes = np.zeros(aoi.shape, "uint8")
+    codes[5:15, 5:15] = BURN
+    codes[30:40, 30:40] = BURN
+    ev = _evidence(codes, count=3)
+    lc = np.full(aoi.shape, 10, "uint8")
+    lc[0:20, 0:20] = 40  # the first burn lies on cropland
+    ev = Evidence(**{**ev.__dict__, "landcover": lc})
+    alerts = {a.land_cover: a for a in vectorise_alerts(ev, geobox=aoi.geobox, area_id="x", mmu_ha=0.2)}
+    assert alerts["cropland"].confidence is Confidence.LOW
+    assert alerts["tree cover"].confidence is Confidence.HIGH

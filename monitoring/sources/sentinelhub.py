@@ -76,6 +76,10 @@ next pass over the same place on another solar day is >= ~12 h away (the other o
 day can be mosaicked in."""
 CATALOG_PAGE = 100
 """Catalog API page size (its maximum)."""
+SEARCH_TTL_S = 3600.0
+"""How long a catalog search cached in the SceneCache is reused (as StacSource's ReadSettings.search_ttl_s):
+long enough for reruns on one morning, short enough to see a scene published since. Scene pixels are cached
+for good (until evicted)."""
 EVALSCRIPT_VERSION = "bw1"
 """Part of every cache key: bump when an evalscript or the decoding changes what a scene's pixels are."""
 _S2_TILE = re.compile(r"_T(\d{2}[A-Z]{3})_")
@@ -460,9 +464,10 @@ class SentinelHubSource:
     settings: the deployment (endpoints, max_pixels, retries, timeout). max_cloud_cover: scene-level cloud
     limit (%) for Sentinel-2. chunk_size: dask chunk edge (px). cache: the shared scene cache (None = always
     download). retry_sleep_s: first wait before retrying a 5xx or timeout (then x3 each time, sentinelhub-py's
-    backoff). orbit_direction: Sentinel-1 passes to use. Credentials come from SH_CLIENT_ID/SH_CLIENT_SECRET
-    or the Prefect Secret block named in settings.credentials_block; a missing pair fails here, before any
-    work.
+    backoff). orbit_direction: Sentinel-1 passes to use. search_ttl_s: how long a catalog search cached in
+    ``cache`` is reused. Credentials come from SH_CLIENT_ID/SH_CLIENT_SECRET or the Prefect Secret block named
+    in settings.credentials_block; a missing pair fails here, before any work. The token is fetched with the
+    first request really sent: a rerun served from the cache makes no request at all.
     """
 
     simulated = False
@@ -477,6 +482,7 @@ class SentinelHubSource:
         cache: SceneCache | None = None,
         retry_sleep_s: float = 5.0,
         orbit_direction: Literal["both", "ascending", "descending"] = "both",
+        search_ttl_s: float = SEARCH_TTL_S,
     ) -> None:
         self.name = name
         self.settings = settings
@@ -484,6 +490,7 @@ class SentinelHubSource:
         self.chunk_size = int(chunk_size)
         self.cache = cache
         self.orbit_direction = orbit_direction
+        self.search_ttl_s = float(search_ttl_s)
         self.stats = TransferStats()
         client_id, client_secret = resolve_credentials(settings, name)
         base_url = settings.base_url.rstrip("/")
@@ -574,26 +581,50 @@ class SentinelHubSource:
             raise SourceError(
                 f"{self.name}: window {start}..{end} for area {aoi.id!r} ends before it starts."
             )
-        catalog = SentinelHubCatalog(config=self._config)
-        catalog.client = self._client()
-        token = _AREA.set(aoi.id)
-        try:
-            results = catalog.search(
-                collection,
-                time=(datetime.combine(start, time.min, UTC), datetime.combine(end, time(23, 59, 59), UTC)),
-                bbox=BBox(aoi.bbox_wgs84(), crs=SHCRS.WGS84),
-                filter=filter_text,
-                fields={"include": ["id", *fields], "exclude": []},
-                limit=CATALOG_PAGE,
-            )
-            return list(results)  # the iterator follows the `next` tokens
-        except (DownloadFailedException, requests.RequestException) as e:
-            raise SourceError(
-                f"{self.name}: catalog search for area {aoi.id!r} ({collection.catalog_id}, {start}..{end}) "
-                f"failed at {catalog.service_url}/search: {_reason(e)}. {_hint(e, self.name, self.settings)}"
-            ) from e
-        finally:
-            _AREA.reset(token)
+        when = (datetime.combine(start, time.min, UTC), datetime.combine(end, time(23, 59, 59), UTC))
+        bbox = aoi.bbox_wgs84()
+        include = ["id", *fields]
+
+        def run() -> list[dict[str, Any]]:
+            catalog = SentinelHubCatalog(config=self._config)
+            # The token is fetched here, for the first request really sent: a cached search needs none.
+            catalog.client = self._client()
+            token = _AREA.set(aoi.id)
+            try:
+                results = catalog.search(
+                    collection,
+                    time=when,
+                    bbox=BBox(bbox, crs=SHCRS.WGS84),
+                    filter=filter_text,
+                    fields={"include": include, "exclude": []},
+                    limit=CATALOG_PAGE,
+                )
+                return list(results)  # the iterator follows the `next` tokens
+            except (DownloadFailedException, requests.RequestException) as e:
+                raise SourceError(
+                    f"{self.name}: catalog search for area {aoi.id!r} ({collection.catalog_id}, {start}..{end}) "
+                    f"failed at {catalog.service_url}/search: {_reason(e)}. {_hint(e, self.name, self.settings)}"
+                ) from e
+            finally:
+                _AREA.reset(token)
+
+        if self.cache is None:
+            return run()
+        # Everything that decides the answer: the deployment, the collection (its name carries the orbit
+        # direction filter of the S1 variants), the time range, the area, the filter and the fields.
+        key = {
+            "kind": "sentinelhub-catalog",
+            "base_url": self._config.sh_base_url,
+            "collection": collection.name,
+            "catalog_id": collection.catalog_id,
+            "datetime": [t.isoformat() for t in when],
+            "bbox": [round(v, 6) for v in bbox],
+            "filter": filter_text,
+            "fields": include,
+            "limit": CATALOG_PAGE,
+        }
+        found: list[dict[str, Any]] = self.cache.get_or_load_json(key, run, max_age_s=self.search_ttl_s)
+        return found
 
     def search_optical(self, aoi: AOI, start: date, end: date) -> list[Acquisition]:
         """Sentinel-2 L2A acquisitions over aoi in [start, end] (UTC days) under max_cloud_cover."""
