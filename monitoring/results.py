@@ -68,6 +68,8 @@ class Alert(_Record):
     score_max: float
     p_value: float | None = None
     """Smallest corrected p-value inside the polygon (SAR test), where the method gives one."""
+    severity: str | None = None
+    """Burn severity class of the mean dNBR (USGS / Key & Benson 2006), for burn scars."""
     land_cover: str | None = None
     """Dominant land cover under the alert (ESA WorldCover class name), where the source has land cover."""
     thermal_detections: int | None = None

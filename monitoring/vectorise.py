@@ -233,6 +233,9 @@ def vectorise_alerts(
                     seasonal=ctype is ChangeType.BURN_SCAR and crop_share >= 0.5,
                 ),
                 land_cover=lc_name,
+                severity=burn_severity(float(score.mean()))
+                if ctype is ChangeType.BURN_SCAR and score.size
+                else None,
                 sensors=sorted(sensors),
                 methods=sorted(methods),
                 observations=obs,
@@ -245,6 +248,17 @@ def vectorise_alerts(
         )
     alerts.sort(key=lambda a: -a.area_ha)
     return alerts
+
+
+DNBR_SEVERITY = ((0.66, "high"), (0.44, "moderate-high"), (0.27, "moderate-low"), (0.1, "low"))
+"""USGS FIREMON burn severity classes of dNBR (Key & Benson 2006)."""
+
+
+def burn_severity(dnbr: float) -> str:
+    for lower, name in DNBR_SEVERITY:
+        if dnbr >= lower:
+            return name
+    return "unburned"
 
 
 WORLDCOVER_NAMES = {

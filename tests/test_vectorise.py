@@ -138,3 +138,15 @@ def test_a_burn_on_cropland_stays_low_however_often_it_is_seen() -> None:
     alerts = {a.land_cover: a for a in vectorise_alerts(ev, geobox=aoi.geobox, area_id="x", mmu_ha=0.2)}
     assert alerts["cropland"].confidence is Confidence.LOW
     assert alerts["tree cover"].confidence is Confidence.HIGH
+
+
+def test_burn_severity_classes() -> None:
+    from monitoring.vectorise import burn_severity
+
+    assert [burn_severity(v) for v in (0.05, 0.2, 0.3, 0.5, 0.8)] == [
+        "unburned",
+        "low",
+        "moderate-low",
+        "moderate-high",
+        "high",
+    ]
