@@ -80,7 +80,10 @@ def make_source(settings: Settings) -> ImagerySource:
                 "BORDERWATCH_LOCAL__FOLDER=/path/to/geotiffs."
             )
         return LocalSource(
-            settings.local, chunk_size=settings.chunk_size, max_cloud_cover=settings.windows.max_cloud_cover
+            settings.local,
+            chunk_size=settings.chunk_size,
+            max_cloud_cover=settings.windows.max_cloud_cover,
+            cache=cache,
         )
     raise ConfigError(f"unknown source {name!r}; choose simulator, sentinelhub, cdse, stac or local.")
 

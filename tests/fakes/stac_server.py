@@ -836,11 +836,11 @@ class FakeStacServer:
                 for k, v in (headers or {}).items():
                     self.send_header(k, v)
                 self.end_headers()
-                sent = 0
+                # Recorded before the body goes out: once the client has the answer, the log already holds it
+                # (recording afterwards raced with tests that read the log as soon as their call returned).
+                server._record(self.command, urlparse(self.path).path, status, 0 if head else len(body))
                 if not head:
                     self.wfile.write(body)
-                    sent = len(body)
-                server._record(self.command, urlparse(self.path).path, status, sent)
 
             def _json(self, obj: Any, status: int = 200) -> None:
                 ctype = (
