@@ -25,6 +25,7 @@ from monitoring.detect import (
     detect_sar_change,
     detect_soil_exposure,
 )
+from monitoring.detect.sar import to_db
 from monitoring.errors import ConfigError, DetectionError
 from monitoring.fuse import fuse_change_types
 from monitoring.preprocess import add_indices, composite, latest_clear, mask_clouds
@@ -222,8 +223,13 @@ def analyse_area(
     post = sar["time"].values.astype("datetime64[D]") > np.datetime64(baseline_end)
     if post.any():
         try:
-            sar_det = detect_sar_change(sar, baseline_end=baseline_end, thresholds=th, landcover=landcover)
-            builtup = builtup_mask(sar, baseline_end=baseline_end, thresholds=th, landcover=landcover)
+            sar_db = to_db(sar)  # shared by the test and the built-up mask: multilooked once
+            sar_det = detect_sar_change(
+                sar, baseline_end=baseline_end, thresholds=th, landcover=landcover, db=sar_db
+            )
+            builtup = builtup_mask(
+                sar, baseline_end=baseline_end, thresholds=th, landcover=landcover, db=sar_db
+            )
             detections.append(sar_det)
         except DetectionError as e:
             warnings.append(f"Sentinel-1 change not assessed: {e}")

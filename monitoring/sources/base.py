@@ -118,7 +118,13 @@ def check_sar(ds: xr.Dataset, aoi: AOI, start: date, end: date) -> xr.Dataset:
         raise SourceError(f"{what} for {aoi.id!r} lacks variables {missing}.")
     _check_grid(ds, aoi, what)
     _check_times(ds, aoi, what, SAR_TIME_COORDS, start, end)
-    keys = list(zip(ds["time"].values.astype("datetime64[D]").tolist(), ds["relative_orbit"].values.tolist(), strict=True))
+    keys = list(
+        zip(
+            ds["time"].values.astype("datetime64[D]").tolist(),
+            ds["relative_orbit"].values.tolist(),
+            strict=True,
+        )
+    )
     if len(set(keys)) != len(keys):
         raise SourceError(f"{what} for {aoi.id!r}: more than one scene per day and relative orbit.")
     return ds
