@@ -46,6 +46,7 @@ class TypeScore:
     alerts: int = 0
     true_alerts: int = 0
     missed: list[str] = field(default_factory=list)
+    found_ids: list[str] = field(default_factory=list)
 
     @property
     def recall(self) -> float | None:
@@ -133,6 +134,7 @@ def score_area(
             covered = union_by_type[ev.change_type][ev.mask].mean() if ev.mask.any() else 0.0
             if covered >= FOUND_SHARE:
                 s.found += 1
+                s.found_ids.append(ev.id)
             else:
                 s.missed.append(ev.id)
     false_alerts, wrong_type = [], []
@@ -156,7 +158,8 @@ def score_area(
 
 
 def pool(scores: Iterable[AreaScore]) -> AreaScore:
-    """Add up area scores (counts, not averages of ratios)."""
+    """Add up area scores (counts, not averages of ratios). An event seen from two overlapping areas counts
+    once, as found if either area found it; alerts count per area, as the briefing lists them."""
     total: dict[ChangeType, TypeScore] = {}
     false_alerts: list[Alert] = []
     wrong: list[Alert] = []
@@ -164,11 +167,12 @@ def pool(scores: Iterable[AreaScore]) -> AreaScore:
     for sc in scores:
         for t, s in sc.by_type.items():
             p = total.setdefault(t, TypeScore())
-            p.events += s.events
-            p.found += s.found
             p.alerts += s.alerts
             p.true_alerts += s.true_alerts
-            p.missed += s.missed
+            p.found_ids = sorted(set(p.found_ids) | set(s.found_ids))
+            p.missed = sorted((set(p.missed) | set(s.missed)) - set(p.found_ids))
+            p.found = len(p.found_ids)
+            p.events = p.found + len(p.missed)
         false_alerts += sc.false_alerts
         wrong += sc.wrong_type
         km2 += sc.unchanged_km2

@@ -50,6 +50,17 @@ def test_found_missed_false_and_wrong_type() -> None:
     assert len(sc.false_alerts) == 1 and len(sc.wrong_type) == 1
     assert ChangeType.EARTHWORKS not in sc.by_type
     total = pool([sc, sc])
-    assert total.by_type[ChangeType.BURN_SCAR].events == 2
+    assert total.by_type[ChangeType.BURN_SCAR].events == 1  # the same event, seen twice, counts once
     assert total.as_dict()["false_alerts"] == 2
     assert pd.notna(total.unchanged_km2)
+
+
+def test_an_event_seen_from_two_areas_counts_once() -> None:
+    from monitoring.evaluate import AreaScore, TypeScore
+
+    a = AreaScore({ChangeType.BURN_SCAR: TypeScore(events=1, found=1, found_ids=["e1"])}, [], [], 1.0)
+    b = AreaScore(
+        {ChangeType.BURN_SCAR: TypeScore(events=2, found=1, found_ids=["e2"], missed=["e1"])}, [], [], 1.0
+    )
+    s = pool([a, b]).by_type[ChangeType.BURN_SCAR]
+    assert (s.events, s.found, s.missed) == (2, 2, [])
