@@ -204,7 +204,7 @@ def analyse_area(
         base = add_indices(composite(mb))
         burn = detect_burn_scars(base, ma, thresholds=th)
         soil = detect_soil_exposure(base, ma, thresholds=th, landcover=landcover)
-        cva = detect_optical_change(base, ma)
+        cva = detect_optical_change(base, ma, landcover=landcover)
         detections += [burn, soil, cva]
         after_view = latest_clear(ma, bands=("B02", "B03", "B04"))
         step = _step(aoi.shape)

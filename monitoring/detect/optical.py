@@ -132,18 +132,26 @@ def detect_soil_exposure(
     )
 
 
-def detect_optical_change(base: xr.Dataset, after: xr.Dataset) -> Detection:
-    """Change vector analysis: the Euclidean change over the six bands; generic, used to corroborate."""
+def detect_optical_change(
+    base: xr.Dataset, after: xr.Dataset, *, landcover: xr.DataArray | None = None
+) -> Detection:
+    """Change vector analysis: the Euclidean change over the six bands; generic, used to corroborate.
+
+    Its `support` layer (where it may corroborate a radar alert) leaves out cropland, where the season itself
+    changes every band.
+    """
     sq = sum((after[b] - base[b]) ** 2 for b in OPTICAL_BANDS)
     mag_t = (sq**0.5).astype("float32")
     flags = mag_t > CVA_MIN
     tl = _timeline(flags, after["clear"])
     mag = _at_latest(mag_t, after["clear"], tl["latest"]).astype("float32")
+    mask = tl["latest_flag"] & (tl["count"] > 0)
+    support = mask if landcover is None else mask & (landcover != LC_CROP)
     return Detection(
         method="cva",
         sensor=SENSOR,
         change_type=None,
-        mask=tl["latest_flag"] & (tl["count"] > 0),
+        mask=mask,
         score=mag,
         count=tl["count"],
         first=tl["first"],
@@ -151,4 +159,5 @@ def detect_optical_change(base: xr.Dataset, after: xr.Dataset) -> Detection:
         before=tl["before"],
         times=after["time"].values,
         scene_ids=_scene_ids(after),
+        extra={"support": support},
     )

@@ -73,3 +73,15 @@ def test_builtup_mask_from_bright_baseline(use_dask: bool) -> None:
     m = builtup_mask(maybe_dask(ds, use_dask), baseline_end=BASELINE_END, thresholds=TH).values
     assert m[5:15, 5:15].all()
     assert not m[30:, 30:].any()
+
+
+@pytest.mark.parametrize("use_dask", [False, True])
+def test_builtup_mask_leaves_out_the_paddy_beside_the_houses(use_dask: bool) -> None:
+    aoi = tiny_aoi()
+    ds = _two_orbits(aoi, vv=0.12)
+    ds["VV"].values[:, 5:15, 5:15] = 0.6 * ds["VV"].values[:, 5:15, 5:15] / 0.12
+    lc = xr.DataArray(np.full(aoi.shape, 40, "uint8"), dims=("y", "x"), coords={"y": ds.y, "x": ds.x})
+    lc.values[5:15, 5:15] = 50  # the village; cropland all around it
+    m = builtup_mask(maybe_dask(ds, use_dask), baseline_end=BASELINE_END, thresholds=TH, landcover=lc).values
+    assert m[5:15, 5:15].all()
+    assert not m[lc.values == 40].any()
