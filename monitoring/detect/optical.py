@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import xarray as xr
 
@@ -54,6 +56,30 @@ def _scene_ids(after: xr.Dataset) -> tuple[str, ...]:
     return tuple(str(s) for s in after["scene_id"].values) if "scene_id" in after.coords else ()
 
 
+def _per_date_detection(
+    method: str,
+    change_type: ChangeType | None,
+    flags: xr.DataArray,
+    score_t: xr.DataArray,
+    after: xr.Dataset,
+) -> Detection:
+    """A detection from a per-date flag: changed if the latest clear look shows it; score at that look."""
+    tl = _timeline(flags, after["clear"])
+    return Detection(
+        method=method,
+        sensor=SENSOR,
+        change_type=change_type,
+        mask=tl["latest_flag"] & (tl["count"] > 0),
+        score=_at_latest(score_t, after["clear"], tl["latest"]).astype("float32"),
+        count=tl["count"],
+        first=tl["first"],
+        last=tl["last"],
+        before=tl["before"],
+        times=after["time"].values,
+        scene_ids=_scene_ids(after),
+    )
+
+
 def detect_burn_scars(base: xr.Dataset, after: xr.Dataset, *, thresholds: ThresholdSettings) -> Detection:
     """Burn scars: NBR fell by more than `dnbr`, ended below `post_nbr_max`, and NIR dropped to char level.
 
@@ -70,23 +96,9 @@ def detect_burn_scars(base: xr.Dataset, after: xr.Dataset, *, thresholds: Thresh
         & ((base["B08"] - after["B08"]) > NIR_DROP_BURN)
         & (after["B08"] < thresholds.char_nir_max)
     )
-    tl = _timeline(flags, after["clear"])
-    dnbr = _at_latest(dnbr_t, after["clear"], tl["latest"]).astype("float32")
-    rdnbr = (dnbr / np.sqrt(np.abs(base["NBR"]).clip(min=1e-3))).astype("float32")
-    return Detection(
-        method="dnbr",
-        sensor=SENSOR,
-        change_type=ChangeType.BURN_SCAR,
-        mask=tl["latest_flag"] & (tl["count"] > 0),
-        score=dnbr,
-        count=tl["count"],
-        first=tl["first"],
-        last=tl["last"],
-        before=tl["before"],
-        times=after["time"].values,
-        scene_ids=_scene_ids(after),
-        extra={"rdnbr": rdnbr},
-    )
+    d = _per_date_detection("dnbr", ChangeType.BURN_SCAR, flags, dnbr_t, after)
+    rdnbr = (d.score / np.sqrt(np.abs(base["NBR"]).clip(min=1e-3))).astype("float32")
+    return replace(d, extra={"rdnbr": rdnbr})
 
 
 def detect_soil_exposure(
@@ -115,21 +127,7 @@ def detect_soil_exposure(
     strict = bare if landcover is None else (bare | (landcover != LC_CROP))
     burnt = (base["NBR"] - after["NBR"] > thresholds.dnbr) & (after["NBR"] < thresholds.post_nbr_max)
     flags = soil_like & strict & ~burnt
-    tl = _timeline(flags, after["clear"])
-    dndvi = _at_latest(dndvi_t, after["clear"], tl["latest"]).astype("float32")
-    return Detection(
-        method="soil-exposure",
-        sensor=SENSOR,
-        change_type=None,
-        mask=tl["latest_flag"] & (tl["count"] > 0),
-        score=dndvi,
-        count=tl["count"],
-        first=tl["first"],
-        last=tl["last"],
-        before=tl["before"],
-        times=after["time"].values,
-        scene_ids=_scene_ids(after),
-    )
+    return _per_date_detection("soil-exposure", None, flags, dndvi_t, after)
 
 
 def detect_optical_change(
@@ -143,21 +141,6 @@ def detect_optical_change(
     sq = sum((after[b] - base[b]) ** 2 for b in OPTICAL_BANDS)
     mag_t = (sq**0.5).astype("float32")
     flags = mag_t > CVA_MIN
-    tl = _timeline(flags, after["clear"])
-    mag = _at_latest(mag_t, after["clear"], tl["latest"]).astype("float32")
-    mask = tl["latest_flag"] & (tl["count"] > 0)
-    support = mask if landcover is None else mask & (landcover != LC_CROP)
-    return Detection(
-        method="cva",
-        sensor=SENSOR,
-        change_type=None,
-        mask=mask,
-        score=mag,
-        count=tl["count"],
-        first=tl["first"],
-        last=tl["last"],
-        before=tl["before"],
-        times=after["time"].values,
-        scene_ids=_scene_ids(after),
-        extra={"support": support},
-    )
+    d = _per_date_detection("cva", None, flags, mag_t, after)
+    support = d.mask if landcover is None else d.mask & (landcover != LC_CROP)
+    return replace(d, extra={"support": support})
