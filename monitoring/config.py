@@ -221,7 +221,8 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # Environment wins over the file (passed as init kwargs); explicit init values from code win over both.
+        # Environment variables win over everything passed in (the file's values and load_settings overrides);
+        # a CLI flag that must beat the environment is applied after loading (see flows.daily.run_settings).
         return env_settings, init_settings
 
 
@@ -269,7 +270,7 @@ def load_hotspots(path: Path | None = None) -> list[HotSpot]:
 
 
 def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
-    """Read and validate config/settings.yaml; environment variables BORDERWATCH_* and overrides win."""
+    """Read and validate config/settings.yaml; BORDERWATCH_* environment variables win over the file and overrides."""
     path = path or config_dir() / "settings.yaml"
     data = _read_yaml(path) or {}
     if not isinstance(data, dict):
