@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
@@ -330,6 +331,39 @@ def overlap(ev: EventRaster, win: Window) -> tuple[NDArray[np.int64], ...] | Non
     if not selc.any() or not selr.any():
         return None
     return np.nonzero(selr)[0], np.nonzero(selc)[0], br[selr], bc[selc]
+
+
+@dataclass(frozen=True)
+class EventPixels:
+    """The pixels of one block an event changed: block rows/cols with the event's strength and aux there."""
+
+    raster: EventRaster
+    rows: NDArray[np.int64]
+    cols: NDArray[np.int64]
+    strength: NDArray[np.float32]
+    aux: NDArray[np.float32]
+
+
+def events_before(events: tuple[EventRaster, ...], win: Window, day_ordinal: int) -> Iterator[EventPixels]:
+    """Every event that happened before the scene's day and touches the block, oldest first (later paint wins)."""
+    for er in sorted(events, key=lambda e: e.event.date):
+        if er.event.date.toordinal() >= day_ordinal:
+            continue
+        ov = overlap(er, win)
+        if ov is None:
+            continue
+        rows, cols, erows, ecols = ov
+        emask = er.mask[np.ix_(erows, ecols)]
+        if not emask.any():
+            continue
+        r2, c2 = np.meshgrid(rows, cols, indexing="ij")
+        yield EventPixels(
+            er,
+            r2[emask],
+            c2[emask],
+            er.strength[np.ix_(erows, ecols)][emask],
+            er.aux[np.ix_(erows, ecols)][emask],
+        )
 
 
 def ground_truth_for(

@@ -15,7 +15,7 @@ from monitoring.sources.base import (
     SCL_VEGETATION,
     SCL_WATER,
 )
-from monitoring.sources.simulator.events import EventRaster, overlap
+from monitoring.sources.simulator.events import EventRaster, events_before
 from monitoring.sources.simulator.landcover import BUILDING, PADDY, Ground
 from monitoring.sources.simulator.noise import (
     F32,
@@ -105,20 +105,8 @@ def apply_events(
     surf: F32, events: tuple[EventRaster, ...], win: Window, ground: Ground, day_ordinal: int
 ) -> None:
     """Paint, in place, every event that happened before the scene's day."""
-    for er in sorted(events, key=lambda e: e.event.date):
-        if er.event.date.toordinal() >= day_ordinal:
-            continue
-        ov = overlap(er, win)
-        if ov is None:
-            continue
-        rows, cols, erows, ecols = ov
-        emask = er.mask[np.ix_(erows, ecols)]
-        if not emask.any():
-            continue
-        r2, c2 = np.meshgrid(rows, cols, indexing="ij")
-        r2, c2 = r2[emask], c2[emask]
-        strength = er.strength[np.ix_(erows, ecols)][emask]
-        aux = er.aux[np.ix_(erows, ecols)][emask]
+    for px in events_before(events, win, day_ordinal):
+        er, r2, c2, strength, aux = px.raster, px.rows, px.cols, px.strength, px.aux
         before = surf[:, r2, c2]
         after = _event_target(er, before, strength, aux)
         if er.event.type != "burn_scar":

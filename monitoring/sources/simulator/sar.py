@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from monitoring.sources.simulator.events import EventRaster, overlap
+from monitoring.sources.simulator.events import EventRaster, events_before
 from monitoring.sources.simulator.landcover import BUILDING, FOREST, ORCHARD, PADDY, SHRUB, WATER, Ground
 from monitoring.sources.simulator.noise import F32, gamma_grid, key
 from monitoring.sources.simulator.scenario import BackgroundSettings
@@ -63,19 +63,8 @@ def apply_events(
     vv: F32, vh: F32, events: tuple[EventRaster, ...], win: Window, ground: Ground, day_ordinal: int
 ) -> None:
     """Change, in place, the backscatter of every event that happened before the scene's day."""
-    for er in sorted(events, key=lambda e: e.event.date):
-        if er.event.date.toordinal() >= day_ordinal:
-            continue
-        ov = overlap(er, win)
-        if ov is None:
-            continue
-        rows, cols, erows, ecols = ov
-        emask = er.mask[np.ix_(erows, ecols)]
-        if not emask.any():
-            continue
-        r2, c2 = np.meshgrid(rows, cols, indexing="ij")
-        r2, c2 = r2[emask], c2[emask]
-        st = er.strength[np.ix_(erows, ecols)][emask]
+    for px in events_before(events, win, day_ordinal):
+        er, r2, c2, st = px.raster, px.rows, px.cols, px.strength
         t = er.event.type
         if t == "burn_scar":
             # Fire removes leaves and twigs, the volume scatterers: VH drops ~1.75 dB in woody cover, ~1 dB in
