@@ -49,7 +49,8 @@ def _timeline(flags: xr.DataArray, clear: xr.DataArray) -> dict[str, xr.DataArra
 
 def _at_latest(values: xr.DataArray, clear: xr.DataArray, latest: xr.DataArray) -> xr.DataArray:
     idx = _time_index(values.to_dataset(name="v"))
-    return values.where(clear & (idx == latest)).max("time")
+    # One look per pixel at most: a sum picks it without all-NaN reductions; NaN where there was none.
+    return values.where(clear & (idx == latest), 0).sum("time", skipna=False).where(latest >= 0)
 
 
 def _scene_ids(after: xr.Dataset) -> tuple[str, ...]:

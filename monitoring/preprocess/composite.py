@@ -65,6 +65,9 @@ def latest_clear(masked: xr.Dataset, *, bands: tuple[str, ...] | None = None) ->
     idx = xr.DataArray(np.arange(masked.sizes["time"], dtype="int32"), dims="time")
     latest = idx.where(clear, -1).max("time")
     pick = clear & (idx == latest)
-    out = xr.Dataset({b: masked[b].where(pick).max("time") for b in names})
+    # At most one look per pixel is picked: a sum selects it (NaN where none), with no all-NaN reductions.
+    out = xr.Dataset(
+        {b: masked[b].where(pick, 0).sum("time", skipna=False).where(latest >= 0) for b in names}
+    )
     out["latest"] = latest.astype("int32")
     return out
