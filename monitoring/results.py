@@ -135,7 +135,8 @@ class HotspotResult(_Record):
     alerts: list[Alert] = Field(default_factory=list)
     scene_ids: list[str] = Field(default_factory=list)
     chips: str | None = None
-    """File name (inside the area folder) of chips.npz: before_rgb, after_rgb (uint8 HxWx3), unobserved (bool)."""
+    """File name (inside the area folder) of chips.npz: before_rgb, after_rgb (uint8 HxWx3), unobserved (bool: no
+    clear Sentinel-2 view in both windows, so burn scars, craters and earthworks could not be assessed there)."""
     seconds: float = 0.0
 
 

@@ -197,7 +197,7 @@ def render_area_figure(result: HotspotResult, chips: Chips, *, order: list[Alert
     ]
     if chips.unobserved.any():
         handles.append(
-            Patch(facecolor=UNOBSERVED_RGBA, edgecolor="white", hatch="////", label="Not observed")
+            Patch(facecolor=UNOBSERVED_RGBA, edgecolor="white", hatch="////", label="No clear optical view")
         )
     if not present:
         handles.insert(0, Line2D([], [], linestyle="none", label="No change alerts"))

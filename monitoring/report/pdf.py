@@ -652,7 +652,11 @@ def _figure(
             if order
             else "Large: the after image; no change alerts"
         )
-        + ("; hatched grey: not observed in the after window" if chips.unobserved.any() else "")
+        + (
+            "; hatched grey: no clear optical view (burn scars, craters and earthworks not assessed there; radar coverage is in the statement above)"
+            if chips.unobserved.any()
+            else ""
+        )
         + ". Right: true-colour composites before and after. All three panels show the same area."
     )
     return [img, _p(caption, st.caption)]
