@@ -185,17 +185,18 @@ def _read_results(run_dir: Path) -> list[HotspotResult]:
 
 
 def summary_line(results: list[HotspotResult]) -> str:
-    """One line: alerts per change type, areas not observed, failures."""
+    """One line: alerts per change type, areas not or only partly observed, failures."""
     counts = Counter(a.change_type for r in results for a in r.alerts)
     alerts = (
         ", ".join(f"{n} {CHANGE_LABELS[ChangeType(t)].lower()}" for t, n in sorted(counts.items())) or "none"
     )
     not_seen = [r.area_id for r in results if r.coverage is not None and r.coverage.status == "not observed"]
+    partly = [r.area_id for r in results if r.coverage is not None and r.coverage.status == "partly observed"]
     failed = [r.area_id for r in results if r.status == "failed"]
     simulated = " [SIMULATED]" if any(r.simulated for r in results) else ""
     return (
         f"{len(results)} area(s); alerts: {alerts}; not observed: {', '.join(not_seen) or 'none'}; "
-        f"failed: {', '.join(failed) or 'none'}{simulated}"
+        f"partly observed: {', '.join(partly) or 'none'}; failed: {', '.join(failed) or 'none'}{simulated}"
     )
 
 

@@ -171,4 +171,4 @@ def test_summary_line() -> None:
         HotspotResult(area_id="b", status="failed", error="SourceError: down", **base),  # type: ignore[arg-type]
     ]
     line = summary_line(results)
-    assert line == "2 area(s); alerts: none; not observed: none; failed: b [SIMULATED]"
+    assert line == "2 area(s); alerts: none; not observed: none; partly observed: none; failed: b [SIMULATED]"

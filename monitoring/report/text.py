@@ -84,9 +84,17 @@ def statement(result: HotspotResult) -> str:
     cov = result.coverage
     rest = ""
     if status == "partly observed" and cov is not None:
+        # Radar sees through cloud but speaks only for structural damage on built-up land, so the optical share
+        # is what bounds statements about burn scars, craters and earthworks.
         rest = (
-            f" {pct(cov.not_observed_fraction)} of the area was not observed — no statement possible there."
+            f" {pct(1 - cov.optical_observed_fraction)} of the area had no clear optical view — no statement "
+            "possible there on burn scars, craters or earthworks"
         )
+        if cov.sar_observed_fraction > cov.optical_observed_fraction:
+            rest += f"; radar saw {pct(cov.sar_observed_fraction)} (structural damage on built-up land only)"
+        if cov.not_observed_fraction > 0:
+            rest += f"; {pct(cov.not_observed_fraction)} was seen by neither sensor"
+        rest += "."
     if n == 0:
         return NO_CHANGE + rest
     return f"{n} change alert{'s' if n != 1 else ''} in the observed part." + rest

@@ -358,7 +358,10 @@ def test_cli_run_check_report(prefect_server: None, fake: FakePipeline, tmp_path
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert f"Outputs in {tmp_path / RUN_DATE}: briefing.pdf" in result.stdout
-    assert "2 area(s); alerts: none; not observed: none; failed: chong-bok [SIMULATED]" in result.stdout
+    assert (
+        "2 area(s); alerts: none; not observed: none; partly observed: none; failed: chong-bok [SIMULATED]"
+        in result.stdout
+    )
     assert "failed chong-bok: DetectionError: no bands" in result.stderr
 
     result = runner.invoke(app, ["report", "--out", str(tmp_path)])

@@ -124,7 +124,10 @@ def test_pages_say_what_was_and_was_not_seen(tmp_path: Path) -> None:
     for alert in r.alerts:
         assert f"{alert.area_ha:.2f}" in pv
     partly = squash(areas["chong-an-ma"])
-    assert "not observed — no statement possible there" in partly
+    assert (
+        "had no clear optical view — no statement possible there on burn scars, craters or earthworks"
+        in partly
+    )
     assert "Limit: no Sentinel-1 scene in the after window" in partly
     assert "Limit: the STAC catalogue answered slowly" in failed
 
