@@ -22,7 +22,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-import rasterio
 import yaml
 from pyproj import Transformer
 from rasterio.transform import from_origin
@@ -43,6 +42,7 @@ from tests.fakes.stac_server import (
     dense_specs,
     reflectance,
 )
+from tests.sources.test_local import _write
 
 pytestmark = pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
 
@@ -77,26 +77,6 @@ _LOCAL_CLOUD = (0.0, 0.2, 0.6, 0.05, 0.95)
 """Cloud fraction of successive Sentinel-2 dates (as the STAC fake's dense catalogue)."""
 
 
-def _write_tif(path: Path, data: np.ndarray, transform: Any, *, crs: str, nodata: float | None) -> None:
-    with rasterio.open(
-        path,
-        "w",
-        driver="GTiff",
-        width=data.shape[2],
-        height=data.shape[1],
-        count=data.shape[0],
-        dtype=data.dtype,
-        crs=crs,
-        transform=transform,
-        nodata=nodata,
-        tiled=True,
-        blockxsize=256,
-        blockysize=256,
-        compress="deflate",
-    ) as dst:
-        dst.write(data)
-
-
 def write_local_folder(folder: Path, start: date, end: date, *, half_m: float = LOCAL_HALF_M) -> list[str]:
     """Sentinel-2 exports every 5 days (7 bands, harmonised DN + SCL, clouds on some dates), Sentinel-1 RTC
     every 6 days on an ascending and a descending orbit (speckled linear gamma0) and an ESA WorldCover tile,
@@ -125,7 +105,7 @@ def write_local_folder(folder: Path, start: date, end: date, *, half_m: float = 
         scl[shadow], scl[cloud] = 3, 9
         dn = np.clip(np.round(r * 10000), 1, 65535).astype(np.uint16)
         name = f"S2_{day:%Y%m%d}T033512_export"
-        _write_tif(
+        _write(
             folder / f"{name}.tif", np.concatenate([dn, scl[None].astype(np.uint16)]), tr, crs=crs, nodata=0
         )
         ids.append(name)
@@ -145,7 +125,7 @@ def write_local_folder(folder: Path, start: date, end: date, *, half_m: float = 
             speckle = rng.gamma(4.4, 1 / 4.4, size=(2, n, n))
             g0 = (np.stack([vv_of[lc], vh_of[lc]]) * speckle).astype(np.float32)
             name = f"S1_{when:%Y%m%d}T{hhmm}_{tag}_rtc"
-            _write_tif(folder / f"{name}.tif", g0, tr, crs=crs, nodata=float("nan"))
+            _write(folder / f"{name}.tif", g0, tr, crs=crs, nodata=float("nan"))
             ids.append(name)
         day += timedelta(days=6)
     # WorldCover as ESA ships it: lon/lat, 1/12000 degree.
@@ -157,7 +137,7 @@ def write_local_folder(folder: Path, start: date, end: date, *, half_m: float = 
     wx, wy = Transformer.from_crs("EPSG:4326", crs, always_xy=True).transform(lon, lat)
     name = "ESA_WorldCover_10m_2021_v200_N12E102_Map"
     wc = ground.at(np.asarray(wx), np.asarray(wy))[None]
-    _write_tif(folder / f"{name}.tif", wc, from_origin(lo0, la1, res, res), crs="EPSG:4326", nodata=0)
+    _write(folder / f"{name}.tif", wc, from_origin(lo0, la1, res, res), crs="EPSG:4326", nodata=0)
     ids.append(name)
     return ids
 

@@ -40,7 +40,7 @@ from monitoring.sources.simulator.spectra import (
     RUBBLE_BURNT,
     TEX_OPTICAL,
     class_spectra,
-    paddy_weights,
+    ground_paddy_weights,
     roof_spectra,
 )
 from monitoring.sources.simulator.world import Window, World
@@ -70,14 +70,7 @@ def surface_reflectance(ground: Ground, doy: float, background: BackgroundSettin
         surf[:, roofs] = roof_spectra(ground.plot_u[roofs])
     paddy = ground.cls == PADDY
     if paddy.any():
-        w = paddy_weights(
-            ground.harvest_doy[paddy],
-            ground.transplant_doy[paddy],
-            ground.field_u[paddy],
-            doy,
-            burn_fraction=background.farm_burning_fraction,
-            burn_days=background.farm_burning_days,
-        )
+        w = ground_paddy_weights(ground, paddy, doy, background)
         # Fields differ by soil, variety and management: +-7% brightness per field.
         surf[:, paddy] = (PADDY_OPTICAL.T @ w) * (np.float32(0.93) + np.float32(0.14) * ground.field_u[paddy])
     surf *= 1.0 + TEX_OPTICAL[ground.cls] * ground.tex

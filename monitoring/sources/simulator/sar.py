@@ -17,7 +17,7 @@ from monitoring.sources.simulator.spectra import (
     SAR_CLASS,
     SOIL_SAR,
     TEX_SAR_DB,
-    paddy_weights,
+    ground_paddy_weights,
 )
 from monitoring.sources.simulator.world import Window
 
@@ -45,14 +45,7 @@ def backscatter(
         vh[roofs] = np.float32(BUILDING_VH) * (0.75 + 0.5 * facing)
     paddy = ground.cls == PADDY
     if paddy.any():
-        w = paddy_weights(
-            ground.harvest_doy[paddy],
-            ground.transplant_doy[paddy],
-            ground.field_u[paddy],
-            doy,
-            burn_fraction=background.farm_burning_fraction,
-            burn_days=background.farm_burning_days,
-        )
+        w = ground_paddy_weights(ground, paddy, doy, background)
         both = PADDY_SAR.T @ w * _db((ground.field_u[paddy] - 0.5) * 1.0)
         vv[paddy], vh[paddy] = both[0], both[1]
     texture = _db(TEX_SAR_DB[ground.cls] * ground.tex)

@@ -22,8 +22,10 @@ from monitoring.sources.simulator.landcover import (
     ROAD,
     SHRUB,
     WATER,
+    Ground,
 )
 from monitoring.sources.simulator.noise import F32
+from monitoring.sources.simulator.scenario import BackgroundSettings
 
 
 def _B(values: list[float]) -> F32:
@@ -182,6 +184,21 @@ def paddy_weights(
         w *= 1 - c
         w[char] += c
     return w
+
+
+def ground_paddy_weights(
+    ground: Ground, paddy: NDArray[np.bool_], doy: float, background: BackgroundSettings
+) -> F32:
+    """paddy_weights for the paddy pixels of a block, with the scenario's farm burning: one rice cycle for both
+    the optical and the radar rendering."""
+    return paddy_weights(
+        ground.harvest_doy[paddy],
+        ground.transplant_doy[paddy],
+        ground.field_u[paddy],
+        doy,
+        burn_fraction=background.farm_burning_fraction,
+        burn_days=background.farm_burning_days,
+    )
 
 
 def roof_spectra(plot_u: F32) -> NDArray[np.float32]:
