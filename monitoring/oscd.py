@@ -15,9 +15,12 @@ import xarray as xr
 from affine import Affine
 from rasterio.crs import CRS
 from rasterio.warp import Resampling, reproject
+from rasterio.warp import transform as transform_coords
 
 from monitoring.detect.multivariate import cva, detect_multivariate_change, irmad, otsu_threshold
 from monitoring.errors import ConfigError, SourceError
+from monitoring.preprocess.cloudmask import cloud_shadow_masks
+from monitoring.preprocess.shadow import sentinel2_sun_angles
 
 BANDS: tuple[str, ...] = (
     *("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08"),
@@ -112,6 +115,43 @@ def _to_grid(raw: np.ndarray, transform: Affine, crs: CRS, grid: _Grid) -> np.nd
     return out
 
 
+def _read_dates(path: Path) -> dict[str, str]:
+    """dates.txt: `date_1: YYYYMMDD` and `date_2: YYYYMMDD`; {} when the file is not there."""
+    if not path.is_file():
+        return {}
+    dates = {}
+    for line in path.read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("date_1", "date_2"):
+            value = value.strip()
+            if len(value) != 8 or not value.isdigit():
+                raise OSCDError(f"{path}: {key.strip()} is {value!r}, expected YYYYMMDD")
+            dates[key.strip()] = f"{value[:4]}-{value[4:6]}-{value[6:]}"
+    return dates
+
+
+def _grid_attrs(grid: _Grid, day: str | None) -> dict[str, Any]:
+    """Pixel size in metres and, with a date, the sun at Sentinel-2's overpass over the grid's centre.
+
+    The OSCD folders carry no sun angles (imgs_1's file names hold the processing time, not the sensing time),
+    so they come from the date, the latitude and Sentinel-2's fixed local overpass time.
+    """
+    if grid.crs == PIXEL_CRS:
+        return {}
+    cx, cy = grid.transform * (grid.shape[1] / 2, grid.shape[0] / 2)
+    (lon,), (lat,) = transform_coords(grid.crs, "EPSG:4326", [cx], [cy])
+    if grid.crs.is_geographic:  # degrees to metres on the sphere of mean radius, enough for a shadow search
+        m = 6_371_008.8 * np.pi / 180.0
+        size = (abs(grid.transform.e) * m, abs(grid.transform.a) * m * np.cos(np.radians(lat)))
+    else:
+        size = (abs(grid.transform.e), abs(grid.transform.a))
+    attrs: dict[str, Any] = {"pixel_size_m": [float(size[0]), float(size[1])], "latitude": float(lat)}
+    if day is not None:
+        az, zen = sentinel2_sun_angles(day, float(lat))
+        attrs.update(date=day, sun_azimuth=az, sun_zenith=zen)
+    return attrs
+
+
 def _read_date(folder: Path, grid: _Grid | None) -> tuple[xr.Dataset, _Grid]:
     if not folder.is_dir():
         raise OSCDFileNotFoundError(f"{folder} not found: {LAYOUT}")
@@ -132,7 +172,8 @@ def read_city(root: Path, city: str) -> tuple[xr.Dataset, xr.Dataset, xr.DataArr
 
     Every band of both dates is resampled (bilinear) onto the grid of imgs_1's B02, which is the label's grid.
     Pixels that a file does not cover, or that hold the 0 fill, are NaN. The label is True where the city's
-    change map says 2 (change), False where it says 1.
+    change map says 2 (change), False where it says 1. Each image's attrs carry `pixel_size_m` (row, column)
+    and, where dates.txt gives its date, `sun_azimuth` and `sun_zenith` (degrees) for the shadow test.
     """
     root = Path(root)
     label_path = root / "labels" / city / f"{city}-cm.tif"
@@ -140,6 +181,9 @@ def read_city(root: Path, city: str) -> tuple[xr.Dataset, xr.Dataset, xr.DataArr
         raise OSCDFileNotFoundError(f"{label_path} not found: {LAYOUT}")
     before, grid = _read_date(root / "images" / city / "imgs_1", None)
     after, _ = _read_date(root / "images" / city / "imgs_2", grid)
+    dates = _read_dates(root / "images" / city / "dates.txt")
+    before.attrs.update(_grid_attrs(grid, dates.get("date_1")))
+    after.attrs.update(_grid_attrs(grid, dates.get("date_2")))
     label_raw, _, _ = _open(label_path)
     if label_raw.shape != grid.shape:
         raise OSCDError(
@@ -232,19 +276,47 @@ def _scores(tp: int, fp: int, fn: int) -> dict[str, float | int]:
     }
 
 
+SKY_MASKS: tuple[str, ...] = ("cloud+shadow", "cloud", "none")
+"""What the evaluation leaves unobserved: clouds and their projected shadows (the default), clouds only, or
+nothing (every pixel is taken as seen, as before the cloud mask)."""
+
+
+def observed_mask(before: xr.Dataset, after: xr.Dataset, *, sky: str = "cloud+shadow") -> xr.DataArray:
+    """True where both dates saw the ground: no cloud (s2cloudless), no cloud shadow, every band present.
+
+    The clouds and shadows come from preprocess.cloud_shadow_masks on each date's L1C bands, with the sun of
+    the image's attrs (read_city puts them there). Lazy on dask input.
+    """
+    if sky not in SKY_MASKS:
+        raise ConfigError(f"Unknown sky mask {sky!r}: choose one of {list(SKY_MASKS)}")
+    seen = xr.ones_like(before[REFERENCE_BAND], dtype=bool)
+    for ds in (before, after):
+        for b in BANDS:
+            seen = seen & ds[b].notnull()
+        if sky != "none":
+            masks = cloud_shadow_masks(ds, shadows=sky == "cloud+shadow")
+            seen = seen & ~masks["cloud"] & ~masks["shadow"]
+    return seen.rename("observed")
+
+
 def evaluate_oscd(
     root: Path,
     *,
     method: str | Method = "irmad",
     cities: Sequence[str] | None = None,
     chunks: int | None = None,
+    sky: str = "cloud+shadow",
 ) -> dict[str, Any]:
     """Score one method on every OSCD city: per-city and pooled precision, recall, F1 and IoU.
 
-    Pooled figures sum TP/FP/FN over all pixels of all cities, so large cities weigh more. `chunks` runs the
-    method on dask arrays of that tile size. The result is JSON-serialisable:
-    {"method", "seconds", "cities": {city: {precision, recall, f1, iou, tp, fp, fn, pixels, seconds}},
-    "pooled": {precision, recall, f1, iou, tp, fp, fn}}.
+    Pixels that either date did not see (`observed_mask`: cloud, cloud shadow or no data) are set to NaN in
+    both images before the method runs, so IR-MAD is fitted and tested without them, and they are predicted
+    "no change" whatever the method says; `unobserved_fraction` gives their share of the city and
+    `unobserved_change` the labelled change pixels among them. Pooled figures sum TP/FP/FN over all pixels of
+    all cities, so large cities weigh more. `chunks` runs the masks and the method on dask arrays of that tile
+    size. The result is JSON-serialisable: {"method", "sky", "seconds", "cities": {city: {precision, recall,
+    f1, iou, tp, fp, fn, pixels, unobserved_fraction, unobserved_change, seconds}}, "pooled": {precision,
+    recall, f1, iou, tp, fp, fn, unobserved_fraction}}.
     """
     if isinstance(method, str):
         if method not in METHODS:
@@ -252,26 +324,40 @@ def evaluate_oscd(
         name, fn = method, METHODS[method]
     else:
         name, fn = getattr(method, "__name__", "custom"), method
+    if sky not in SKY_MASKS:
+        raise ConfigError(f"Unknown sky mask {sky!r}: choose one of {list(SKY_MASKS)}")
     names = list(cities) if cities is not None else list_cities(root)
     if not names:
         raise OSCDError(f"{Path(root) / 'labels'} holds no <city>/<city>-cm.tif: {LAYOUT}")
     per_city: dict[str, dict[str, Any]] = {}
     total = np.zeros(3, dtype="int64")
+    unseen_px = all_px = 0
     t_all = time.perf_counter()
     for city in names:
         before, after, label = read_city(root, city)
         if chunks:
             before, after = before.chunk({"y": chunks, "x": chunks}), after.chunk({"y": chunks, "x": chunks})
         t0 = time.perf_counter()
-        pred = np.asarray(fn(before, after).values, dtype=bool)
+        observed = observed_mask(before, after, sky=sky).compute()
+        seen = np.asarray(observed.values, dtype=bool)
+        pred = np.asarray(fn(before.where(observed), after.where(observed)).values, dtype=bool) & seen
         seconds = time.perf_counter() - t0
         truth = label.values
         counts = [int((pred & truth).sum()), int((pred & ~truth).sum()), int((~pred & truth).sum())]
         total += counts
-        per_city[city] = {**_scores(*counts), "pixels": int(truth.size), "seconds": round(seconds, 3)}
+        unseen_px += int((~seen).sum())
+        all_px += int(truth.size)
+        per_city[city] = {
+            **_scores(*counts),
+            "pixels": int(truth.size),
+            "unobserved_fraction": round(float((~seen).mean()), 4),
+            "unobserved_change": int((truth & ~seen).sum()),
+            "seconds": round(seconds, 3),
+        }
     return {
         "method": name,
+        "sky": sky,
         "seconds": round(time.perf_counter() - t_all, 3),
         "cities": per_city,
-        "pooled": _scores(*map(int, total)),
+        "pooled": {**_scores(*map(int, total)), "unobserved_fraction": round(unseen_px / all_px, 4)},
     }

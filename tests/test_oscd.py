@@ -68,8 +68,19 @@ def _write_date(folder: Path, scene: dict[str, np.ndarray], tile: str, extra_px:
         _write(folder / f"S2A_OPER_MSI_L1C_TL_TEST_{tile}_{band}.tif", dn, transform)
 
 
-def make_oscd(root: Path, cities: tuple[str, ...] = ("alpha", "beta")) -> dict[str, np.ndarray]:
-    """A tiny OSCD tree: 13 bands x 2 dates a city, imgs_2 one pixel larger, labels 1/2; returns labels."""
+CLOUD_TOA = {"B01": 0.45, "B02": 0.42, "B03": 0.40, "B04": 0.40, "B05": 0.41, "B06": 0.43, "B07": 0.44}
+CLOUD_TOA |= {"B08": 0.44, "B8A": 0.45, "B09": 0.15, "B10": 0.05, "B11": 0.30, "B12": 0.18}
+"""A thick cumulus at the top of the atmosphere, which s2cloudless calls cloud with near certainty."""
+CLOUD = (slice(36, 60), slice(42, 66))  # 4 x 4 cells of 60 m in the corner away from the labelled change
+
+
+def make_oscd(
+    root: Path, cities: tuple[str, ...] = ("alpha", "beta"), *, cloudy: tuple[str, ...] = ()
+) -> dict[str, np.ndarray]:
+    """A tiny OSCD tree: 13 bands x 2 dates a city, imgs_2 one pixel larger, labels 1/2; returns labels.
+
+    Cities in `cloudy` have a cloud over CLOUD in imgs_2.
+    """
     labels = {}
     for k, city in enumerate(cities):
         before = _scene(10 * k)
@@ -79,6 +90,8 @@ def make_oscd(root: Path, cities: tuple[str, ...] = ("alpha", "beta")) -> dict[s
         truth[CHANGE] = True
         for i, b in enumerate(BANDS):  # new roofs: brighter in the visible and SWIR, darker in NIR
             after[b][truth] += -0.08 if b in ("B07", "B08", "B8A") else 0.06 + 0.005 * i
+            if city in cloudy:
+                after[b][CLOUD] = CLOUD_TOA[b]
         _write_date(root / "images" / city / "imgs_1", before, "T1")
         _write_date(root / "images" / city / "imgs_2", after, "T2", extra_px=1)
         (root / "images" / city / "dates.txt").write_text("date_1: 20160101\ndate_2: 20180101\n")
@@ -183,3 +196,32 @@ def test_a_file_from_another_scene_cut_is_rejected(oscd: tuple[Path, dict[str, n
     _write(path, np.ones((H + 30, W), "uint16"), from_origin(*ORIGIN, RES, RES))
     with pytest.raises(OSCDError, match="does not cover the footprint of imgs_1"):
         read_city(root, "alpha")
+
+
+def test_read_city_gives_each_date_its_sun_and_pixel_size(oscd: tuple[Path, dict[str, np.ndarray]]) -> None:
+    root, _ = oscd
+    before, after, _ = read_city(root, "alpha")
+    # 48.1 deg N: pixels of 1e-4 deg are ~11.1 m tall and ~7.4 m wide; 1 January: a low sun in the south-south-east.
+    assert before.attrs["pixel_size_m"] == pytest.approx([11.12, 7.43], abs=0.01)
+    assert before.attrs["date"] == "2016-01-01" and after.attrs["date"] == "2018-01-01"
+    assert 160 < before.attrs["sun_azimuth"] < 175 and 70 < before.attrs["sun_zenith"] < 75
+    (root / "images/alpha/dates.txt").unlink()
+    before, _, _ = read_city(root, "alpha")
+    assert "sun_azimuth" not in before.attrs and "pixel_size_m" in before.attrs
+
+
+@pytest.mark.parametrize("chunks", [None, 24])
+def test_clouds_are_unobserved_and_predicted_no_change(tmp_path: Path, chunks: int | None) -> None:
+    make_oscd(tmp_path, cloudy=("alpha",))
+    seen = evaluate_oscd(tmp_path, chunks=chunks)
+    blind = evaluate_oscd(tmp_path, chunks=chunks, sky="none")
+    assert seen["sky"] == "cloud+shadow" and blind["sky"] == "none"
+    alpha, beta = seen["cities"]["alpha"], seen["cities"]["beta"]
+    # The 24 x 24 px cloud grown by 120 m: about a quarter of the 60 x 66 px city, none of the labelled change.
+    assert 0.2 < alpha["unobserved_fraction"] < 0.35 and alpha["unobserved_change"] == 0
+    assert beta["unobserved_fraction"] == 0.0 and beta["fp"] == blind["cities"]["beta"]["fp"]
+    # Unmasked, the cloud is one big false alarm; masked, alpha has no more false alarms than cloud-free beta.
+    assert blind["cities"]["alpha"]["fp"] > 500 and alpha["fp"] <= beta["fp"] + 5
+    assert alpha["recall"] == 1.0 and seen["pooled"]["unobserved_fraction"] > 0
+    with pytest.raises(ConfigError, match="Unknown sky mask 'fog'"):
+        evaluate_oscd(tmp_path, sky="fog")

@@ -428,6 +428,8 @@ def detect_multivariate_change(
 
     Open water on both dates is left out of the fit: a calm sea is so uniform that IR-MAD otherwise takes it
     for the whole no-change population and flags most of the land (Beirut, Hong Kong in OSCD).
+    Pixels NaN in either image (not observed: clouds and shadows masked by preprocess.mask_clouds, or
+    oscd.observed_mask) are left out of the fit, the inflation and the Bonferroni count, and never flagged.
     """
     has_ndwi = {"B03", "B08"} <= set(map(str, before.data_vars))
     fit = ~water_mask(before, after) if exclude_water and has_ndwi else None

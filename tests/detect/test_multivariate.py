@@ -214,3 +214,21 @@ def test_missing_band_and_mismatched_grids_raise_with_the_fix() -> None:
     const["B04"] = const["B04"] * 0 + 0.1
     with pytest.raises(DetectionError, match="singular"):
         irmad(const, after)
+
+
+@pytest.mark.parametrize("use_dask", [False, True])
+def test_masked_cloud_is_left_out_of_the_fit_and_never_flagged(use_dask: bool) -> None:
+    before, after, truth = _pair()
+    cloud = np.zeros((SIZE, SIZE), bool)
+    cloud[60:90, 10:70] = True  # a bright cloud over a fifth of the after image
+    for b in BANDS:
+        after[b].values[cloud] = 0.45
+    clear = xr.DataArray(~cloud, dims=("y", "x"))
+    blind = detect_multivariate_change(_maybe_dask(before, use_dask), _maybe_dask(after, use_dask))
+    masked = detect_multivariate_change(
+        _maybe_dask(before.where(clear), use_dask), _maybe_dask(after.where(clear), use_dask)
+    )
+    assert blind.mask.values[cloud].mean() > 0.9  # unmasked, the cloud is "change"
+    assert not masked.mask.values[cloud].any() and np.isnan(masked.p_value.values[cloud]).all()
+    assert masked.pixels == SIZE * SIZE - cloud.sum()  # the Bonferroni count is of observed pixels
+    assert masked.mask.values[truth].mean() > 0.9 and (masked.mask.values & ~truth).sum() <= 5

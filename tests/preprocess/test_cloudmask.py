@@ -1,11 +1,22 @@
 from __future__ import annotations
 
+import dask.array as da
 import numpy as np
 import pytest
+import xarray as xr
 
+from monitoring.errors import DetectionError
 from monitoring.preprocess import clear_mask, mask_clouds
-from monitoring.sources.base import SCL_CLOUD_HIGH, SCL_CLOUD_SHADOW, SCL_NO_DATA
-from tests.synthetic import FOREST, maybe_dask, optical_stack, tiny_aoi
+from monitoring.preprocess.cloudmask import cloud_probability, cloud_shadow_masks
+from monitoring.preprocess.shadow import (
+    project_along_sun,
+    sentinel2_solar_time,
+    shadow_offsets,
+    solar_position,
+    sun_angles,
+)
+from monitoring.sources.base import OPTICAL_BANDS, SCL_CLOUD_HIGH, SCL_CLOUD_SHADOW, SCL_NO_DATA
+from tests.synthetic import FOREST, maybe_dask, optical_stack, paint, tiny_aoi
 
 
 @pytest.mark.parametrize("use_dask", [False, True])
@@ -38,3 +49,131 @@ def test_nan_reflectance_is_not_clear(use_dask: bool) -> None:
     assert not bool(masked["clear"].values[0, 10, 10])
     assert np.isnan(masked["B04"].values[0, 10, 10])
     assert np.isfinite(masked["B04"].values[0, 10, 11])
+
+
+# --- Cloud probability and shadows projected along the sun ---------------------------------------------------
+
+CLOUD_TOA = {"B01": 0.45, "B02": 0.42, "B04": 0.40, "B05": 0.41, "B08": 0.44, "B8A": 0.45}
+CLOUD_TOA |= {"B09": 0.15, "B10": 0.05, "B11": 0.30, "B12": 0.18, "B03": 0.40}
+"""A thick cumulus at the top of the atmosphere: bright and flat from blue to NIR, B09/B10 absorbed above it."""
+VEG_TOA = {"B01": 0.08, "B02": 0.06, "B04": 0.04, "B05": 0.09, "B08": 0.30, "B8A": 0.32}
+VEG_TOA |= {"B09": 0.10, "B10": 0.002, "B11": 0.15, "B12": 0.07, "B03": 0.07}
+AZIMUTH, ZENITH = 135.0, 45.0  # sun in the south-east, tan(zenith) = 1: a cloud at h m shades h m to the NW
+CLOUD = (slice(180, 240), slice(180, 240))  # 60 x 60 px = 10 x 10 cells of 60 m
+SHADOW = (slice(110, 170), slice(110, 170))  # 71 px (707 m) north and west of it: a cloud at 1000 m
+LAKE = (slice(20, 70), slice(230, 280))  # north-east of the cloud: the sun never puts its shadow there
+
+
+def _sunny_scene(use_dask: bool, *, prob_layer: bool) -> xr.Dataset:
+    """Forest with one cloud, its shadow and a dark lake away from the projection; sun angles in attrs."""
+    ds = optical_stack(tiny_aoi(300), ["2025-12-01"], FOREST)
+    if prob_layer:
+        prob = np.zeros(ds["B02"].shape, "float32")
+        prob[(0, *CLOUD)] = 0.95
+        ds["cloud_prob"] = (("time", "y", "x"), prob)
+        paint(ds, 0, CLOUD, {b: CLOUD_TOA[b] for b in OPTICAL_BANDS})
+    else:
+        for b, v in VEG_TOA.items():
+            ds[b] = ds["B02"].copy(data=np.full(ds["B02"].shape, v, "float32"))
+        for b, v in CLOUD_TOA.items():
+            ds[b].values[(0, *CLOUD)] = v
+    shade = {b: float(ds[b].values[0, 0, 0]) * 0.2 for b in OPTICAL_BANDS}
+    paint(ds, 0, SHADOW, shade)
+    paint(ds, 0, LAKE, {"B02": 0.04, "B03": 0.05, "B04": 0.03, "B08": 0.02, "B11": 0.01, "B12": 0.01})
+    ds.attrs.update(sun_azimuth=AZIMUTH, sun_zenith=ZENITH)
+    return maybe_dask(ds, use_dask, chunk=64)
+
+
+@pytest.mark.parametrize("prob_layer", [True, False])
+@pytest.mark.parametrize("use_dask", [False, True])
+def test_cloud_and_its_projected_shadow_are_flagged_but_not_a_dark_lake(
+    use_dask: bool, prob_layer: bool
+) -> None:
+    ds = _sunny_scene(use_dask, prob_layer=prob_layer)
+    masks = cloud_shadow_masks(ds)
+    assert masks.attrs["cloud_source"] == ("cloud_prob" if prob_layer else "s2cloudless")
+    assert "azimuth 135.0" in masks.attrs["sun"]
+    if use_dask:
+        assert isinstance(masks["cloud"].data, da.Array)
+    cloud, shade = masks["cloud"].values[0], masks["shadow"].values[0]
+    assert cloud[CLOUD].all() and shade[SHADOW].all()
+    assert not shade[LAKE].any() and not cloud[LAKE].any()
+    assert not cloud[SHADOW].any() and not (cloud & shade).any()
+    # Grown by 120 m (2 cells of 60 m), give or take a cell: the forest 250 m east of the cloud stays clear.
+    assert cloud[210, 250] and not cloud[210, 265] and not cloud[10, 10]
+    clear = clear_mask(ds).values[0]
+    assert not clear[CLOUD].any() and not clear[SHADOW].any() and clear[LAKE].all() and clear[10, 10]
+
+
+@pytest.mark.parametrize("use_dask", [False, True])
+def test_without_sun_angles_there_is_no_shadow_test(use_dask: bool) -> None:
+    ds = _sunny_scene(False, prob_layer=True).isel(time=0, drop=True)
+    ds.attrs = {}  # no sun angles, and without a time no overpass to work them out from
+    masks = cloud_shadow_masks(ds.chunk(64) if use_dask else ds)
+    assert masks["cloud"].values[CLOUD].all()
+    assert not masks["shadow"].values.any() and "no sun angles" in masks.attrs["sun"]
+
+
+def test_sun_angles_come_from_metadata_or_from_the_overpass() -> None:
+    ds = optical_stack(tiny_aoi(), ["2025-12-01"], FOREST)
+    one = ds.isel(time=0)
+    az, zen = sun_angles(one)  # time + grid: Sentinel-2's overpass at 14 deg N on 1 December
+    assert 140 < az < 160 and 35 < zen < 45
+    assert sun_angles(one.assign_coords(sun_azimuth=120.0, sun_elevation=50.0)) == (120.0, 40.0)
+    assert sun_angles(xr.Dataset({"B02": (("y", "x"), np.zeros((2, 2)))})) is None
+
+
+def test_solar_position_and_overpass_time_are_physical() -> None:
+    assert sentinel2_solar_time(0.0) == pytest.approx(10.5)
+    assert sentinel2_solar_time(48.0) > 11.0 > 10.5 > sentinel2_solar_time(-16.0) > 10.2
+    az, zen = solar_position("2024-03-20", 0.0, 12.0 + 7.5 / 60)  # equinox, true solar noon on the equator
+    assert zen < 1.0
+    az, zen = solar_position("2024-06-21", 48.8, 12.0 + 1.6 / 60)  # summer solstice, Paris latitude, noon
+    assert az == pytest.approx(180.0, abs=1.0) and zen == pytest.approx(48.8 - 23.44, abs=0.3)
+    az, _ = solar_position("2024-06-21", 48.8, 10.0)
+    assert 90 < az < 180  # morning: the sun is east of south
+
+
+def test_shadow_offsets_point_away_from_the_sun() -> None:
+    offs = shadow_offsets((180.0, 45.0), (60.0, 60.0))  # sun due south: shadows fall due north (rows up)
+    assert (offs[:, 1] == 0).all() and (offs[:, 0] < 0).all()
+    assert offs[:, 0].max() == -3 and offs[:, 0].min() == -67  # 200 m / 60 m and 4000 m / 60 m
+    assert (np.diff(np.sort(offs[:, 0])) == 1).all()  # no gaps along the band
+    cloud = np.zeros((10, 10), bool)
+    cloud[8, 5] = True
+    band = project_along_sun(cloud, np.array([[-2, 0], [-3, 1]]))
+    assert band[6, 5] and band[5, 6] and band.sum() == 2
+
+
+@pytest.mark.parametrize("use_dask", [False, True])
+def test_a_ready_probability_layer_is_used_and_clp_is_scaled(use_dask: bool) -> None:
+    ds = optical_stack(tiny_aoi(128), ["2025-12-01", "2025-12-06"], FOREST)
+    clp = np.zeros(ds["B02"].shape, "uint8")
+    clp[1, 40:90, 40:90] = 230  # 0.9 on Sentinel Hub's 0-255 scale
+    ds["CLP"] = (("time", "y", "x"), clp)
+    prob = cloud_probability(maybe_dask(ds, use_dask))
+    assert float(prob.max()) == pytest.approx(230 / 255, abs=1e-6) and float(prob[0].max()) == 0.0
+    clear = clear_mask(maybe_dask(ds, use_dask)).values
+    # The 240 m averaging rounds the square's corners off; its body and a 120 m rim are masked.
+    assert clear[0].all() and not clear[1, 36:94, 50:80].any() and clear[1, 0:20, 0:20].all()
+
+
+@pytest.mark.parametrize("use_dask", [False, True])
+def test_l2a_without_probability_is_masked_by_scl_exactly_as_before(use_dask: bool) -> None:
+    ds = optical_stack(tiny_aoi(), ["2025-12-01"], FOREST)
+    ds["SCL"].values[0, 30, 30] = SCL_CLOUD_HIGH
+    ds = maybe_dask(ds, use_dask)
+    auto = clear_mask(ds).values
+    np.testing.assert_array_equal(auto, clear_mask(ds, method="scl").values)
+    assert auto[0].sum() == auto[0].size - 13
+    with pytest.raises(DetectionError, match="No cloud probability for this image"):
+        clear_mask(ds, method="probability")
+
+
+def test_numpy_and_dask_masks_agree_on_chunks_that_cut_cells() -> None:
+    ds = _sunny_scene(False, prob_layer=False)
+    a = cloud_shadow_masks(ds)
+    b = cloud_shadow_masks(ds.chunk({"time": 1, "y": 50, "x": 70}))  # not multiples of the 6-pixel cell
+    for v in ("cloud", "shadow"):
+        np.testing.assert_array_equal(a[v].values, b[v].values)
+    assert b["cloud"].chunks == ds.chunk({"time": 1, "y": 50, "x": 70})["B02"].chunks
