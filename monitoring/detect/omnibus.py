@@ -21,11 +21,14 @@ For p = 1 and two images these p-values agree with the exact F-distribution of t
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
+from datetime import date, timedelta
 
 import numpy as np
 import xarray as xr
 from scipy import stats
 
+from monitoring.detect.result import Detection
 from monitoring.errors import DetectionError
 from monitoring.sources.base import SAR_BANDS
 
@@ -354,3 +357,68 @@ def _to_date(index: xr.DataArray, days: np.ndarray) -> xr.DataArray:
         dask="parallelized",
         output_dtypes=[np.dtype("datetime64[ns]")],
     )
+
+
+SAR_ENL_MULTILOOKED = 20.0
+"""Equivalent number of looks after the detector's 3x3 multilook of GRD (ENL ~4.4): nine looks' worth at most
+(~40), about half of that because neighbouring GRD pixels are correlated (10 m spacing of a ~20 m resolution).
+Too high an ENL inflates the false-change rate; too low only makes dating less sensitive."""
+DATING_LOOKBACK_DAYS = 36
+"""Baseline scenes the dating series starts with: ~3 per orbit at the 12-day repeat of one satellite, enough to
+anchor the pre-change state without reaching back into last season's changes."""
+
+
+def date_sar_changes(
+    det: Detection,
+    sar: xr.Dataset,
+    db: xr.Dataset,
+    *,
+    baseline_end: date,
+    alpha: float = 0.01,
+    enl: float = SAR_ENL_MULTILOOKED,
+    lookback_days: int = DATING_LOOKBACK_DAYS,
+) -> Detection:
+    """Date the changes of a Sentinel-1 detection by the sequential omnibus test.
+
+    The significance test (monitoring.detect.sar) says *whether* backscatter changed after `baseline_end`; this
+    says *when*: the omnibus test runs on each orbit's series from `lookback_days` before `baseline_end` to the
+    end, and the first change point after `baseline_end` (or else the last one) becomes the detection's first
+    observation of the change, the acquisition before it its last look before. Where the omnibus test finds no
+    change point after the baseline, the detection's own dating stays. `db` is the multilooked dB backscatter
+    the detection used (monitoring.detect.sar.to_db); `alpha` is family-wise over the orbits. Extra layers:
+    `change_last` (index into det.times of the last change point after the baseline, -1 none) and
+    `change_points` (how many change points the busiest orbit found in the series).
+    """
+    t = sar["time"].values
+    keep = np.flatnonzero(
+        t.astype("datetime64[D]") > np.datetime64(baseline_end - timedelta(days=lookback_days))
+    )
+    series = xr.Dataset(
+        {pol: (10.0 ** (db[pol].isel(time=keep) / 10.0)).astype("float32") for pol in SAR_BANDS},
+    )
+    series["valid"] = series[SAR_BANDS[0]].notnull()
+    for pol in SAR_BANDS[1:]:
+        series["valid"] = series["valid"] & series[pol].notnull()
+    series = series.assign_coords(
+        relative_orbit=("time", sar["relative_orbit"].values[keep]),
+        scene_id=("time", sar["scene_id"].values[keep]),
+    )
+    n_orbits = max(1, len(np.unique(series["relative_orbit"].values)))
+    om = omnibus_for_orbits(series, enl=enl, alpha=alpha / n_orbits)
+
+    # Index of every omnibus acquisition among the detection's post-baseline times (-1 for baseline scenes).
+    post_days = np.asarray(det.times).astype("datetime64[D]")
+    om_days = om["time"].values.astype("datetime64[D]")
+    pos = np.searchsorted(post_days, om_days)
+    hit = (pos < post_days.size) & (post_days[np.minimum(pos, post_days.size - 1)] == om_days)
+    lut = np.where(hit, pos, _NONE).astype("int32")
+    first_post = _to_global(om["first"], lut)
+    last_post = _to_global(om["last"], lut)
+    dated = xr.where(first_post >= 0, first_post, last_post)
+    use = det.mask & (dated >= 0)
+    first = xr.where(use, dated, det.first).astype("int32")
+    before = xr.where(use, (dated - 1).where(dated > 0, _NONE), det.before).astype("int32")
+    extra = dict(det.extra)
+    extra["change_last"] = last_post.where(det.mask, _NONE).astype("int32")
+    extra["change_points"] = om["n_changes"].where(det.mask, 0).astype("int16")
+    return replace(det, first=first, before=before, extra=extra)

@@ -263,3 +263,44 @@ def test_bad_arguments_say_what_to_pass() -> None:
         omnibus_change_points(ds, enl=4.4, time_dim="date")
     with pytest.raises(DetectionError, match="relative_orbit"):
         omnibus_for_orbits(ds.drop_vars("relative_orbit"), enl=4.4)
+
+
+@pytest.mark.parametrize("use_dask", [False, True])
+def test_date_sar_changes_dates_a_detection_at_the_step(use_dask: bool) -> None:
+    from datetime import date
+
+    from monitoring.detect.omnibus import date_sar_changes
+    from monitoring.detect.result import Detection
+    from monitoring.detect.sar import to_db
+
+    dates = _dates(14, start="2025-09-01", every=6)  # baseline through 2025-10-25, post from 2025-10-31
+    ds = sar_stack(tiny_aoi(48), dates, enl=4.4, seed=3)
+    patch = (slice(None), slice(10, 22), slice(10, 22))
+    post0 = 10  # 2025-10-31
+    _scale(ds, (slice(post0 + 1, None), patch[1], patch[2]), 10**0.5)  # +5 dB from the second post scene
+    ds = maybe_dask(ds, use_dask)
+    baseline_end = date(2025, 10, 25)
+    post_times = ds["time"].values[post0:]
+    like = ds["VV"].isel(time=0, drop=True)
+    mask = xr.zeros_like(like, dtype=bool)
+    mask[10:22, 10:22] = True
+    late = xr.full_like(like, 3, dtype="int32").where(mask, -1)  # a dating one scene too late on purpose
+    det = Detection(
+        method="s1-welch-t",
+        sensor="sentinel-1",
+        change_type=None,
+        mask=mask,
+        score=xr.zeros_like(like, dtype="float32"),
+        count=xr.zeros_like(like, dtype="int16"),
+        first=late,
+        last=late,
+        before=(late - 1).where(mask, -1),
+        times=post_times,
+    )
+    out = date_sar_changes(det, ds, to_db(ds), baseline_end=baseline_end)
+    first = np.asarray(out.first.values)
+    before = np.asarray(out.before.values)
+    assert (first[12:20, 12:20] == 1).mean() > 0.9  # the second post scene: 2025-11-06
+    assert (before[12:20, 12:20] == 0).mean() > 0.9
+    assert (first[~np.asarray(mask.values)] == -1).all()  # nothing dated where nothing was detected
+    assert int(np.asarray(out.extra["change_points"].values)[15, 15]) >= 1
