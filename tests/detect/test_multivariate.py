@@ -5,7 +5,7 @@ import pytest
 import xarray as xr
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scipy import stats
+from scipy import ndimage, stats
 
 from monitoring.detect.multivariate import (
     _weight_shrink,
@@ -16,6 +16,9 @@ from monitoring.detect.multivariate import (
     irmad,
     otsu_threshold,
     remove_small_regions,
+    scaled_chi2_fit,
+    shift_tolerant_chi2,
+    window_mean,
 )
 from monitoring.errors import DetectionError
 
@@ -232,3 +235,92 @@ def test_masked_cloud_is_left_out_of_the_fit_and_never_flagged(use_dask: bool) -
     assert not masked.mask.values[cloud].any() and np.isnan(masked.p_value.values[cloud]).all()
     assert masked.pixels == SIZE * SIZE - cloud.sum()  # the Bonferroni count is of observed pixels
     assert masked.mask.values[truth].mean() > 0.9 and (masked.mask.values & ~truth).sum() <= 5
+
+
+# --- Variants of the rule: spatial statistics and the FDR correction -----------------------------------------
+
+VARIANTS = [{"context": "shift"}, {"context": "window"}, {"correction": "fdr"}]
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: next(iter(v.values())))
+def test_variants_give_the_same_result_on_numpy_and_dask(variant: dict[str, str]) -> None:
+    before, after, truth = _pair(seed=5)
+    a = detect_multivariate_change(before, after, **variant)  # type: ignore[arg-type]
+    b = detect_multivariate_change(_maybe_dask(before, True), _maybe_dask(after, True), **variant)  # type: ignore[arg-type]
+    assert b.mask.chunks is not None and b.p_value.chunks is not None  # lazy until asked
+    assert (a.context, a.correction) == (b.context, b.correction)
+    assert a.inflation == pytest.approx(b.inflation, rel=1e-9) and a.dof == pytest.approx(b.dof, rel=1e-9)
+    assert a.pixels == b.pixels == SIZE * SIZE
+    np.testing.assert_allclose(a.p_value.values, b.p_value.values, rtol=1e-3, atol=1e-12)
+    np.testing.assert_array_equal(a.mask.values, b.mask.values)
+    # Every variant still finds the patch and flags next to nothing away from it (window: its 1 px ring).
+    assert a.mask.values[truth].mean() > 0.9
+    assert (a.mask.values & ~ndimage.binary_dilation(truth, iterations=1)).sum() <= 5
+
+
+@pytest.mark.parametrize("use_dask", [False, True])
+def test_shift_tolerant_chi2_forgives_a_one_pixel_misregistration(use_dask: bool) -> None:
+    before, after, truth = _pair(seed=8)
+    res = irmad(before, after)  # fitted on the registered pair
+    moved = after.shift(x=1)  # the after image one pixel east: every pixel of this white-noise scene differs
+    plain = res.chi2.values
+    z_moved = (res.mad(before, moved).values.astype("float64") ** 2).sum(axis=0)  # the registered model
+    tolerant = shift_tolerant_chi2(res, _maybe_dask(before, use_dask), _maybe_dask(moved, use_dask)).values
+    inner = ~ndimage.binary_dilation(truth, iterations=2)
+    inner[:, :2] = inner[:, -1] = False  # no after pixel in the first column, no match east of the last
+    assert np.isnan(tolerant[:, 0]).all() and np.isfinite(tolerant[:, 1:]).all()
+    # Its best match is the pixel it came from: no larger than the registered Z, both ways.
+    assert (tolerant[inner] <= np.maximum(plain[inner], np.roll(plain, 1, axis=1)[inner]) + 1e-6).all()
+    assert np.median(z_moved[inner]) > 20 * np.median(tolerant[inner])
+    # Inside the 12 x 12 changed patch every neighbour has changed too: the change is not matched away.
+    core = ndimage.binary_erosion(truth, iterations=2)
+    assert np.median(tolerant[core]) > 0.5 * np.median(plain[core])
+
+
+@pytest.mark.parametrize("use_dask", [False, True])
+def test_window_mean_averages_observed_neighbours_and_cuts_at_the_edge(use_dask: bool) -> None:
+    z = np.array([[1.0, 2.0, 3.0], [4.0, np.nan, 6.0], [7.0, 8.0, 9.0]])
+    arr = xr.DataArray(z, dims=("y", "x"))
+    got = window_mean(arr.chunk(2) if use_dask else arr).values
+    assert got[0, 0] == pytest.approx((1 + 2 + 4) / 3)  # the corner: three observed pixels in its window
+    assert got[1, 2] == pytest.approx((2 + 3 + 6 + 8 + 9) / 5)  # the NaN neighbour does not count
+    assert np.isnan(got[1, 1])  # an unobserved centre stays unobserved
+
+
+@pytest.mark.parametrize("use_dask", [False, True])
+def test_scaled_chi2_fit_recovers_scale_and_degrees_of_freedom(use_dask: bool) -> None:
+    rng = np.random.default_rng(2)
+    z = xr.DataArray(2.5 * stats.chi2.rvs(9, size=(300, 300), random_state=rng), dims=("y", "x"))
+    scale, dof = scaled_chi2_fit(z.chunk(100) if use_dask else z)
+    assert scale == pytest.approx(2.5, rel=0.05) and dof == pytest.approx(9, rel=0.05)
+    # The mean of 9 independent chi2_6 is chi2_54 / 9: Satterthwaite exactly.
+    mean9 = window_mean(xr.DataArray(stats.chi2.rvs(6, size=(300, 300), random_state=rng), dims=("y", "x")))
+    interior = mean9.isel(y=slice(1, -1), x=slice(1, -1))
+    scale, dof = scaled_chi2_fit(interior)
+    assert dof == pytest.approx(54, rel=0.1) and scale == pytest.approx(1 / 9, rel=0.1)
+    # A changed minority (5% of the pixels, far in the tail) moves the fit little: it is fitted on the bulk.
+    z.values[:15] = 1e3
+    scale, dof = scaled_chi2_fit(z)
+    assert scale == pytest.approx(2.5, rel=0.15) and dof == pytest.approx(9, rel=0.15)
+
+
+def test_fdr_is_benjamini_hochberg_and_contains_the_bonferroni_mask() -> None:
+    before, after, _ = _pair(seed=9)
+    res = irmad(before, after)
+    fdr = change_mask(res, alpha=0.05, mmu_px=1, inflation=1.0, correction="fdr")
+    bonf = change_mask(res, alpha=0.05, mmu_px=1, inflation=1.0)
+    p = np.sort(stats.chi2.sf(res.chi2.values.astype("float64").ravel(), res.df))
+    k = np.nonzero(p <= 0.05 * np.arange(1, p.size + 1) / p.size)[0].max() + 1  # hand-made BH
+    assert fdr.mask.values.sum() == k
+    assert fdr.mask.values.sum() >= bonf.mask.values.sum() and not (bonf.mask.values & ~fdr.mask.values).any()
+    assert fdr.threshold <= bonf.threshold and fdr.correction == "fdr" and bonf.correction == "bonferroni"
+
+
+def test_unknown_context_and_correction_name_the_choices() -> None:
+    before, after, _ = _pair()
+    with pytest.raises(
+        DetectionError, match=r"Unknown context 'blur': choose one of \['pixel', 'shift', 'window'\]"
+    ):
+        detect_multivariate_change(before, after, context="blur")  # type: ignore[arg-type]
+    with pytest.raises(DetectionError, match=r"Unknown correction 'holm'"):
+        detect_multivariate_change(before, after, correction="holm")  # type: ignore[arg-type]
