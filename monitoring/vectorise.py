@@ -25,13 +25,46 @@ CORROBORATION_SHARE = 0.2
 """Share of an alert's pixels another sensor must flag for it to count as agreeing."""
 CRATER_MAX_FILL = 0.8
 """A crater field is mottled: within its outline many pixels keep vegetation between the craters (5-12 m
-across, 1-3 pixels at 10 m), while a pad or berm fills its own outline."""
+across, 1-3 pixels at 10 m), while a pad or berm fills its own outline. Decides only where radar cannot (on
+cropland, or without a radar look): at 10 m a small field's dust and craters often flag every pixel of it."""
 CRATER_MIN_SOLIDITY = 0.7
 """A crater field is a compact area (an impact ellipse); trenches and new tracks are lines, whose outline fills
 little of its convex hull."""
+CRATER_SPECK_PX = 3.0
+CRATER_MIN_SPECKS = 3
+"""Soil exposure in several specks (at least 3) no bigger than a crater or two on average (3 pixels, 300 m²; a
+crater is 5-12 m) is a crater field whatever its outline: a trench or pad, even broken up, comes in pieces of many
+pixels (8 or more in every simulated scenario)."""
+CRATER_MIN_ROUGHENING_DB = 0.75
+"""Cratered, churned ground is rough at C band's 5.6 cm: backscatter rises 1.5-3 dB where the craters are, and
+over a field's outline (a quarter to 40% cratered, blurred by the 3x3 multilook) it stays above +1 dB of its
+surroundings. Fresh soil replacing vegetation is no rougher: it loses the canopy's volume scattering (down on
+forest and shrub) or about matches grass. Over unchanged land a 25-pixel region's mean stands -0.3 +- 0.5 dB from
+its surroundings' median: the threshold is 2 sd above that (3% of such regions pass), below every simulated crater
+field (+1.1 to +3.4 dB) and above every earthwork (-0.2 dB and less)."""
 DENSITY_WINDOW_PX = 5
 DENSITY_MIN = 0.16
 """Soil-exposure pixels within 50 m x 50 m that join scattered craters into one field (4 of 25 pixels)."""
+RING_PX = (3, 6)
+"""A region's surroundings, 30-60 m out: beyond its mixed edge pixels and the reach of the 3x3 radar multilook,
+near enough to share its season and soil moisture."""
+MIN_RING_PX = 8
+"""Fewest surrounding pixels whose median stands for the background."""
+EDGE_REACH_PX = 2
+"""How far weaker evidence may extend a region beyond its confident pixels: the mixed pixels at its edge and the
+blur of the 20 m SWIR bands (B11, B12) that the burn and soil tests use."""
+EDGE_SCORES = {BURN: ("dnbr.score", 0.1), SOIL: ("soil-exposure.score", 0.1)}
+"""Weaker evidence that completes a region (hysteresis): its score exceeds the median of the region's unchanged
+surroundings by this much. That median is the dNBR 'offset' of Parks et al. (2014), and 0.1 is where low burn
+severity starts (Key & Benson 2006); for the NDVI drop 0.1 is half the detection threshold (Canny's 2:1) and
+beyond the 99th percentile of the season's own change on unchanged forest, shrub and grass (0.05-0.07 above its
+median). Never on cropland, where the harvest lowers both by 0.2-0.5, field by field."""
+MMU_CORE_SHARE = 0.5
+"""Weaker edges complete objects, they do not make them: a region's confident pixels alone must reach half the
+minimum mapping unit (an object of that size whose edge pixels, about half of its pixels, all fell short).
+Without this, one-pixel specks in a patch of haze grow into alerts."""
+SAR_METHOD = "s1-welch-t"
+"""The radar change whose signed dB score tells roughened ground (crater fields) from smoothed (earthworks)."""
 
 
 @dataclass(frozen=True)
@@ -75,39 +108,108 @@ def solidity(mask: np.ndarray) -> float:
     return float(yy.size / hull.area) if hull.area > 0 else 1.0
 
 
-def soil_regions(soil: np.ndarray) -> tuple[np.ndarray, dict[int, ChangeType]]:
+def _window(sl: tuple[slice, ...], pad: int, shape: tuple[int, ...]) -> tuple[slice, ...]:
+    """A bounding box grown by pad pixels, clipped to the array."""
+    return tuple(slice(max(s.start - pad, 0), min(s.stop + pad, n)) for s, n in zip(sl, shape, strict=True))
+
+
+def _surroundings(region: np.ndarray, unchanged: np.ndarray) -> np.ndarray:
+    """The unchanged pixels RING_PX away from a region (both arrays of one window)."""
+    near = ndimage.binary_dilation(region, structure=EIGHT, iterations=RING_PX[0])
+    far = ndimage.binary_dilation(region, structure=EIGHT, iterations=RING_PX[1])
+    return far & ~near & unchanged
+
+
+def _background(
+    score: np.ndarray, region: np.ndarray, ring: np.ndarray, landcover: np.ndarray | None
+) -> float | None:
+    """Median score of a region's surroundings, on its own land cover where enough of them share it (the season
+    and the weather move forest, grass and towns differently); None with too few."""
+    if landcover is not None:
+        same = ring & (landcover == np.bincount(landcover[region].astype("int64")).argmax())
+        if np.isfinite(score[same]).sum() >= MIN_RING_PX:
+            ring = same
+    values = score[ring]
+    values = values[np.isfinite(values)]
+    return float(np.median(values)) if values.size >= MIN_RING_PX else None
+
+
+def _is_crater_field(disturbed: np.ndarray, outline: np.ndarray, roughening: float | None) -> bool:
+    """Crater field or earthworks, from what the images show of one soil-exposure region.
+
+    Several crater-sized specks make a field; otherwise lines (low solidity) are earthworks; a compact area is a
+    crater field if radar saw its ground roughen, or, where radar cannot tell (roughening None), if it is mottled.
+    """
+    _, pieces = ndimage.label(disturbed, structure=EIGHT)
+    if pieces >= CRATER_MIN_SPECKS and disturbed.sum() / pieces <= CRATER_SPECK_PX:
+        return True
+    if solidity(outline) < CRATER_MIN_SOLIDITY:
+        return False
+    if roughening is not None:
+        return roughening >= CRATER_MIN_ROUGHENING_DB
+    return bool(disturbed.sum() / outline.sum() < CRATER_MAX_FILL)
+
+
+def soil_regions(
+    soil: np.ndarray,
+    *,
+    sar_score: np.ndarray | None = None,
+    unchanged: np.ndarray | None = None,
+    landcover: np.ndarray | None = None,
+) -> tuple[np.ndarray, dict[int, ChangeType]]:
     """Group soil-exposure pixels into regions and say which are crater fields and which earthworks.
 
     Returns a label raster (0 = none) and the type of each label. A crater field's region is its extent (the
     density-joined area, as a mapper would outline the field); an earthwork's region is its own pixels.
+
+    sar_score: the radar's signed dB change per pixel (exactly 0 where it tested nothing); compared with the
+    region's surroundings it tells roughened ground. Not used on cropland (landcover), where the rice cycle moves
+    backscatter by several dB. unchanged: pixels no detector flagged, that surroundings are drawn from (default:
+    every pixel that is not soil exposure). Without sar_score the type follows from shape and fill alone.
     """
     density = ndimage.uniform_filter(soil.astype("float32"), size=DENSITY_WINDOW_PX, mode="constant")
     joined = (density >= DENSITY_MIN - 1e-6) | soil
-    regions, n = ndimage.label(joined, structure=EIGHT)
+    regions, _ = ndimage.label(joined, structure=EIGHT)
+    if unchanged is None:
+        unchanged = ~soil
+    sar = None if sar_score is None else np.where(sar_score != 0, sar_score, np.nan)
     out = np.zeros_like(regions)
     kinds: dict[int, ChangeType] = {}
     next_id = 1
     for r, sl in enumerate(ndimage.find_objects(regions), start=1):
         if sl is None:
             continue
-        in_region = regions[sl] == r
-        disturbed = in_region & soil[sl]
+        win = _window(sl, RING_PX[1] + 1, soil.shape)
+        disturbed = (regions[win] == r) & soil[win]
         if not disturbed.any():
             continue
         outline = _outline(disturbed)
-        fill = disturbed.sum() / outline.sum()
-        if fill < CRATER_MAX_FILL and solidity(outline) >= CRATER_MIN_SOLIDITY:
-            out[sl][outline & (out[sl] == 0)] = next_id
+        lc = None if landcover is None else landcover[win]
+        roughening = None
+        if sar is not None and (lc is None or (lc[outline] == LC_CROP).mean() < 0.5):
+            inside = sar[win][outline]
+            bg = _background(sar[win], outline, _surroundings(outline, unchanged[win]), lc)
+            if bg is not None and np.isfinite(inside).sum() >= 3:
+                roughening = float(np.nanmean(inside)) - bg
+        if _is_crater_field(disturbed, outline, roughening):
+            out[win][outline & (out[win] == 0)] = next_id
             kinds[next_id] = ChangeType.CRATER_FIELD
         else:
-            out[sl][disturbed] = next_id
+            out[win][disturbed] = next_id
             kinds[next_id] = ChangeType.EARTHWORKS
         next_id += 1
     return out, kinds
 
 
-def change_regions(codes: np.ndarray) -> tuple[np.ndarray, dict[int, ChangeType]]:
-    """One label raster over all change types (regions never overlap: codes are exclusive)."""
+def change_regions(
+    codes: np.ndarray,
+    layers: dict[str, np.ndarray] | None = None,
+    landcover: np.ndarray | None = None,
+) -> tuple[np.ndarray, dict[int, ChangeType]]:
+    """One label raster over all change types (regions never overlap: codes are exclusive).
+
+    With the detectors' layers, radar helps tell crater fields from earthworks (soil_regions).
+    """
     labels = np.zeros(codes.shape, dtype="int32")
     kinds: dict[int, ChangeType] = {}
     offset = 0
@@ -121,11 +223,69 @@ def change_regions(codes: np.ndarray) -> tuple[np.ndarray, dict[int, ChangeType]
         labels[sel] = lab[sel] + offset
         kinds.update({offset + i: ctype for i in range(1, n + 1)})
         offset += n
-    soil_lab, soil_kinds = soil_regions(codes == SOIL)
+    soil_lab, soil_kinds = soil_regions(
+        codes == SOIL,
+        sar_score=(layers or {}).get(f"{SAR_METHOD}.score"),
+        unchanged=_unchanged(codes),
+        landcover=landcover,
+    )
     sel = (soil_lab > 0) & (labels == 0)
     labels[sel] = soil_lab[sel] + offset
     kinds.update({offset + k: v for k, v in soil_kinds.items()})
     return labels, kinds
+
+
+def _unchanged(codes: np.ndarray) -> np.ndarray:
+    """Pixels no detector flagged, nor within EDGE_REACH_PX of one (edges of changes are mixed)."""
+    return ~ndimage.binary_dilation(codes != NONE, structure=EIGHT, iterations=EDGE_REACH_PX)
+
+
+def grow_edges(
+    labels: np.ndarray,
+    kinds: dict[int, ChangeType],
+    evidence: Evidence,
+    *,
+    only: set[int] | None = None,
+) -> np.ndarray:
+    """Hysteresis: burn and soil regions take in the connected pixels, up to EDGE_REACH_PX beyond them, whose
+    score exceeds the median of the region's unchanged surroundings by EDGE_SCORES (seed pixels from the strict
+    tests, grown into a looser one). Only into unflagged pixels off cropland; `only`: the labels to grow.
+    Returns a new label raster; the regions' types do not change."""
+    out = labels.copy()
+    codes = evidence.codes
+    unchanged = _unchanged(codes)
+    allowed = codes == NONE
+    lc = evidence.landcover
+    if lc is not None:
+        allowed &= lc != LC_CROP
+    types = {
+        BURN: (ChangeType.BURN_SCAR,),
+        SOIL: (ChangeType.CRATER_FIELD, ChangeType.EARTHWORKS),
+    }
+    objects = ndimage.find_objects(labels)
+    for code, (name, excess) in EDGE_SCORES.items():
+        score = evidence.layers.get(name)
+        if score is None:
+            continue
+        for k, kind in kinds.items():
+            if kind not in types[code] or (only is not None and k not in only) or k > len(objects):
+                continue
+            sl = objects[k - 1]
+            if sl is None:
+                continue
+            win = _window(sl, RING_PX[1] + EDGE_REACH_PX + 1, labels.shape)
+            region = out[win] == k
+            bg = _background(
+                score[win], region, _surroundings(region, unchanged[win]), None if lc is None else lc[win]
+            )
+            if bg is None:
+                continue
+            weak = (score[win] >= bg + excess) & allowed[win] & (out[win] == 0)
+            grown = region
+            for _ in range(EDGE_REACH_PX):
+                grown = grown | (ndimage.binary_dilation(grown, structure=EIGHT) & weak)
+            out[win][grown & ~region] = k
+    return out
 
 
 PRIMARY = {
@@ -169,12 +329,16 @@ def vectorise_alerts(
     mmu_ha: float,
 ) -> list[Alert]:
     """Alert polygons (WGS84) for every change region of at least mmu_ha, largest first."""
-    labels, kinds = change_regions(evidence.codes)
+    labels, kinds = change_regions(evidence.codes, evidence.layers, evidence.landcover)
     if not kinds:
         return []
     px_ha = abs(geobox.resolution.x * geobox.resolution.y) / 1e4
+    core = np.bincount(labels.ravel(), minlength=max(kinds) + 1)
+    # The MMU applies to each region with its weaker edge (grow_edges), as long as its core is half of it.
+    candidates = {k for k in kinds if core[k] * px_ha >= MMU_CORE_SHARE * mmu_ha}
+    labels = grow_edges(labels, kinds, evidence, only=candidates)
     counts = np.bincount(labels.ravel(), minlength=max(kinds) + 1)
-    keep = {k for k in kinds if counts[k] * px_ha >= mmu_ha}
+    keep = {k for k in candidates if counts[k] * px_ha >= mmu_ha}
     if not keep:
         return []
     labels = np.where(np.isin(labels, list(keep)), labels, 0)
@@ -200,7 +364,10 @@ def vectorise_alerts(
             continue
         last_v = L[f"{method}.last"][pix]
         last_i = int(last_v.max()) if (last_v >= 0).any() else first_i
-        before_i = _median_index(L[f"{method}.before"][pix])
+        # The last clear look before the alert's first observation: each pixel's own look before its change, but
+        # only those earlier than the alert's (median) first date, so that the two dates never contradict.
+        before_v = L[f"{method}.before"][pix]
+        before_i = _median_index(np.where(before_v < first_i, before_v, -1))
         obs = int(np.median(L[f"{method}.count"][pix][L[f"{method}.count"][pix] > 0]))
         score = L[f"{method}.score"][pix]
         score = score[np.isfinite(score)]

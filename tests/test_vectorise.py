@@ -8,11 +8,21 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from pyproj import Geod
+from scipy import ndimage
 from shapely.geometry import shape
 
-from monitoring.fuse import BURN, STRUCTURE
+from monitoring.fuse import BURN, NONE, SOIL, STRUCTURE
 from monitoring.results import ChangeType, Confidence
-from monitoring.vectorise import Evidence, soil_regions, vectorise_alerts
+from monitoring.sources.base import LC_CROP
+from monitoring.vectorise import (
+    CRATER_MIN_SOLIDITY,
+    EDGE_REACH_PX,
+    Evidence,
+    grow_edges,
+    soil_regions,
+    solidity,
+    vectorise_alerts,
+)
 from tests.synthetic import tiny_aoi
 
 GEOD = Geod(ellps="WGS84")
@@ -99,6 +109,22 @@ def test_two_sensors_make_highest_and_repeat_makes_high() -> None:
     assert b.confidence is Confidence.HIGH
 
 
+def test_the_last_clear_look_before_never_follows_the_first_observation() -> None:
+    # Most pixels changed by the first look after the baseline (no clear look before it in the window: -1), a few
+    # were seen changed later: the median first date is the first look; their later 'before' must not be used.
+    aoi = tiny_aoi()
+    codes = np.zeros(aoi.shape, "uint8")
+    codes[5:15, 5:15] = BURN
+    ev = _evidence(codes)
+    first = np.full(aoi.shape, 0, "int32")
+    before = np.full(aoi.shape, -1, "int32")
+    first[5:8, 5:15], before[5:8, 5:15] = 2, 1  # 30 of the 100 pixels
+    ev = Evidence(**{**ev.__dict__, "layers": {**ev.layers, "dnbr.first": first, "dnbr.before": before}})
+    (a,) = vectorise_alerts(ev, geobox=aoi.geobox, area_id="x", mmu_ha=0.2)
+    assert str(a.first_observed) == "2025-12-01"
+    assert a.last_clear_before is None or a.last_clear_before <= a.first_observed
+
+
 def test_ids_are_stable_and_differ_by_place() -> None:
     aoi = tiny_aoi()
     codes = np.zeros(aoi.shape, "uint8")
@@ -150,3 +176,200 @@ def test_burn_severity_classes() -> None:
         "moderate-high",
         "high",
     ]
+
+
+# -- crater field or earthworks: what the images show ------------------------------------------------------------
+
+FOREST, GRASS = 10, 30
+
+
+def _typed(labels: np.ndarray, kinds: dict[int, ChangeType], where: tuple[slice, slice]) -> set[ChangeType]:
+    return {kinds[k] for k in np.unique(labels[where]) if k}
+
+
+def _radar(shape_: tuple[int, int], box: tuple[slice, slice], inside_db: float, seed: int = 0) -> np.ndarray:
+    """Signed dB change: speckle-like noise (0.7 dB) everywhere, `inside_db` more over the box."""
+    sar = np.random.default_rng(seed).normal(0.0, 0.7, shape_).astype("float32")
+    sar[box] += inside_db
+    return sar
+
+
+@pytest.mark.parametrize(
+    ("inside_db", "expected"), [(2.0, ChangeType.CRATER_FIELD), (-1.5, ChangeType.EARTHWORKS)]
+)
+def test_radar_roughening_types_a_solid_compact_patch(inside_db: float, expected: ChangeType) -> None:
+    # At 10 m a small crater field's dust and craters can flag every pixel of it: shape and fill then look like a
+    # cleared pad. Cratered ground is rough (backscatter up), a graded pad is not.
+    box = (slice(20, 25), slice(20, 25))
+    soil = np.zeros((50, 50), bool)
+    soil[box] = True
+    labels, kinds = soil_regions(soil, sar_score=_radar(soil.shape, box, inside_db))
+    assert _typed(labels, kinds, box) == {expected}
+    # Without radar the solid patch reads as earthworks, as before.
+    labels, kinds = soil_regions(soil)
+    assert _typed(labels, kinds, box) == {ChangeType.EARTHWORKS}
+
+
+def test_radar_overrides_mottling_but_not_on_cropland() -> None:
+    # A mottled compact patch (fill < 0.8) whose radar shows no roughening: a pad with gaps in its soil signal.
+    box = (slice(20, 28), slice(20, 28))
+    soil = np.zeros((50, 50), bool)
+    yy, xx = np.mgrid[0:50, 0:50]
+    soil[box] = (yy + xx)[box] % 3 > 0  # a third of the pixels show no soil: fill 0.67
+    smooth = _radar(soil.shape, box, -1.0)
+    labels, kinds = soil_regions(soil, sar_score=smooth)
+    assert _typed(labels, kinds, box) == {ChangeType.EARTHWORKS}
+    labels, kinds = soil_regions(soil)
+    assert _typed(labels, kinds, box) == {ChangeType.CRATER_FIELD}
+    # On cropland the rice cycle moves backscatter by several dB: radar does not decide, the mottling does.
+    crop = np.full(soil.shape, LC_CROP, "uint8")
+    labels, kinds = soil_regions(soil, sar_score=smooth, landcover=crop)
+    assert _typed(labels, kinds, box) == {ChangeType.CRATER_FIELD}
+
+
+def test_radar_compares_a_region_with_surroundings_of_its_own_land_cover() -> None:
+    # A pad on grass whose backscatter stayed as it was, beside forest that darkened 1.5 dB (leaf fall, drying):
+    # against the forest the pad would look roughened; against the grass around it, it did not change.
+    box = (slice(20, 25), slice(20, 25))
+    soil = np.zeros((50, 50), bool)
+    soil[box] = True
+    lc = np.full(soil.shape, FOREST, "uint8")
+    lc[16:29, 16:29] = GRASS  # the pad and a 40 m grass strip round it; forest beyond
+    sar = np.where(lc == FOREST, -1.5, 0.0).astype("float32")
+    sar += np.random.default_rng(1).normal(0.0, 0.3, soil.shape).astype("float32")
+    labels, kinds = soil_regions(soil, sar_score=sar, landcover=lc)
+    assert _typed(labels, kinds, box) == {ChangeType.EARTHWORKS}
+    labels, kinds = soil_regions(soil, sar_score=sar)  # no land cover: every surrounding pixel counts
+    assert _typed(labels, kinds, box) == {ChangeType.CRATER_FIELD}
+
+
+def test_radar_that_tested_nothing_leaves_the_decision_to_shape() -> None:
+    box = (slice(20, 25), slice(20, 25))
+    soil = np.zeros((50, 50), bool)
+    soil[box] = True
+    untested = np.zeros(soil.shape, "float32")  # layover / shadow everywhere: score exactly 0
+    untested[box] = 3.0  # ...but the region itself looks rough: no surroundings to compare it with
+    labels, kinds = soil_regions(soil, sar_score=untested)
+    assert _typed(labels, kinds, box) == {ChangeType.EARTHWORKS}
+
+
+def test_crater_specks_make_a_field_whatever_its_outline() -> None:
+    # Single-pixel craters 20 m apart along an L-shaped strip: no compact ellipse, but the specks are craters.
+    soil = np.zeros((60, 60), bool)
+    soil[10:16:2, 10:50:2] = True
+    soil[10:50:2, 10:16:2] = True
+    labels, kinds = soil_regions(soil, sar_score=_radar(soil.shape, (slice(0, 0), slice(0, 0)), 0.0))
+    region = labels > 0
+    assert solidity(region) < CRATER_MIN_SOLIDITY  # the outline alone would say earthworks
+    assert _typed(labels, kinds, (slice(None), slice(None))) == {ChangeType.CRATER_FIELD}
+
+
+def test_a_broken_trench_stays_earthworks() -> None:
+    # A trench whose soil signal breaks into pieces of 8 pixels: pieces, but not crater-sized specks.
+    soil = np.zeros((40, 80), bool)
+    for x0 in range(5, 70, 10):
+        soil[20:22, x0 : x0 + 4] = True
+    labels, kinds = soil_regions(soil)
+    assert _typed(labels, kinds, (slice(None), slice(None))) == {ChangeType.EARTHWORKS}
+
+
+# -- weaker edges: hysteresis and the minimum mapping unit ------------------------------------------------------
+
+
+def _soil_evidence(
+    codes: np.ndarray, dndvi: np.ndarray, *, landcover: int = FOREST, sar_db: float = 0.0
+) -> Evidence:
+    ev = _evidence(codes)
+    layers = {**ev.layers, "soil-exposure.score": dndvi.astype("float32")}
+    layers["s1-welch-t.score"] = np.where(codes == SOIL, sar_db, 0.1).astype("float32")
+    return Evidence(
+        **{**ev.__dict__, "layers": layers, "landcover": np.full(codes.shape, landcover, "uint8")}
+    )
+
+
+def _small_field(shape_: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """A 0.21 ha event: 13 confident pixels and 8 edge pixels whose NDVI fell less (dust, mixed pixels)."""
+    codes = np.zeros(shape_, "uint8")
+    dndvi = np.zeros(shape_, "float32")
+    field_ = np.zeros(shape_, bool)
+    field_[20:25, 20:25] = True
+    field_[20, 20] = field_[20, 24] = field_[24, 20] = field_[24, 24] = False  # 21 pixels
+    core = np.zeros(shape_, bool)
+    core[21:24, 21:24] = True
+    core[20, 22] = core[24, 22] = core[22, 20] = core[22, 24] = True  # 13 pixels
+    codes[core] = SOIL
+    dndvi[field_] = 0.15
+    dndvi[core] = 0.4
+    return codes, dndvi
+
+
+def test_hysteresis_keeps_a_small_object_whose_edge_fell_short() -> None:
+    aoi = tiny_aoi()
+    codes, dndvi = _small_field(aoi.shape)
+    (a,) = vectorise_alerts(_soil_evidence(codes, dndvi), geobox=aoi.geobox, area_id="x", mmu_ha=0.2)
+    assert a.area_ha == pytest.approx(0.21, abs=0.015)
+    # The edge pixels are what lifts it over the MMU: without them (no weaker evidence) it is dropped...
+    flat = np.where(codes == SOIL, dndvi, 0.0)
+    assert vectorise_alerts(_soil_evidence(codes, flat), geobox=aoi.geobox, area_id="x", mmu_ha=0.2) == []
+    # ...and on cropland, where the harvest lowers NDVI field by field, weaker evidence is not taken.
+    crop = _soil_evidence(codes, dndvi, landcover=LC_CROP)
+    assert vectorise_alerts(crop, geobox=aoi.geobox, area_id="x", mmu_ha=0.2) == []
+
+
+def test_hysteresis_measures_the_edge_against_the_surroundings() -> None:
+    # The whole landscape's NDVI fell by 0.15 (the dry season): the edge pixels are no different from it.
+    aoi = tiny_aoi()
+    codes, dndvi = _small_field(aoi.shape)
+    dry = np.where(codes == SOIL, dndvi, 0.15)
+    assert vectorise_alerts(_soil_evidence(codes, dry), geobox=aoi.geobox, area_id="x", mmu_ha=0.2) == []
+
+
+def test_weaker_evidence_does_not_make_an_alert_from_a_speck() -> None:
+    # One soil pixel in a 6 x 6 patch of haze (NDVI down 0.15 over clear surroundings): the speck would grow to
+    # 25 pixels, over the MMU, but its confident core is far below half of it.
+    aoi = tiny_aoi()
+    codes = np.zeros(aoi.shape, "uint8")
+    dndvi = np.zeros(aoi.shape, "float32")
+    dndvi[20:26, 20:26] = 0.15
+    codes[22, 22] = SOIL
+    dndvi[22, 22] = 0.3
+    assert vectorise_alerts(_soil_evidence(codes, dndvi), geobox=aoi.geobox, area_id="x", mmu_ha=0.2) == []
+
+
+def test_a_burn_takes_in_its_low_severity_rim() -> None:
+    aoi = tiny_aoi()
+    codes = np.zeros(aoi.shape, "uint8")
+    codes[20:24, 20:24] = BURN  # 0.16 ha of moderate severity...
+    ev = _evidence(codes)
+    dnbr = np.zeros(aoi.shape, "float32")
+    dnbr[19:25, 19:25] = 0.2  # ...and a rim that burnt less (dNBR 0.2, under the 0.27 of the test)
+    dnbr[20:24, 20:24] = 0.5
+    ev = Evidence(**{**ev.__dict__, "layers": {**ev.layers, "dnbr.score": dnbr}})
+    (a,) = vectorise_alerts(ev, geobox=aoi.geobox, area_id="x", mmu_ha=0.2)
+    assert a.change_type is ChangeType.BURN_SCAR and a.area_ha == pytest.approx(0.36, abs=0.02)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    arrays(np.bool_, (30, 30), elements=st.booleans()),
+    arrays(np.float32, (30, 30), elements=st.floats(-0.25, 0.5, width=32)),
+    arrays(np.bool_, (30, 30), elements=st.booleans()),
+)
+def test_growing_edges_only_adds_nearby_unflagged_pixels(
+    soil: np.ndarray, dndvi: np.ndarray, crop: np.ndarray
+) -> None:
+    codes = np.where(soil, SOIL, NONE).astype("uint8")
+    codes[0:3, :] = np.where(codes[0:3, :] == SOIL, STRUCTURE, codes[0:3, :])
+    ev = _evidence(codes)
+    lc = np.where(crop, LC_CROP, FOREST).astype("uint8")
+    ev = Evidence(**{**ev.__dict__, "layers": {**ev.layers, "soil-exposure.score": dndvi}, "landcover": lc})
+    from monitoring.vectorise import change_regions
+
+    labels, kinds = change_regions(codes, ev.layers, lc)
+    grown = grow_edges(labels, kinds, ev)
+    assert (grown[labels > 0] == labels[labels > 0]).all()  # nothing taken away or relabelled
+    new = (grown > 0) & (labels == 0)
+    assert not (new & ((codes != NONE) | crop)).any()  # only into unflagged pixels off cropland
+    for k in np.unique(grown[new]):
+        near = ndimage.binary_dilation(labels == k, structure=np.ones((3, 3), bool), iterations=EDGE_REACH_PX)
+        assert (near[grown == k]).all()
