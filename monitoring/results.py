@@ -70,6 +70,10 @@ class Alert(_Record):
     """Smallest corrected p-value inside the polygon (SAR test), where the method gives one."""
     severity: str | None = None
     """Burn severity class of the mean dNBR (USGS / Key & Benson 2006), for burn scars."""
+    rbr: float | None = None
+    """Mean relativized burn ratio (Parks et al. 2014), for burn scars: comparable across land covers."""
+    severity_rbr: str | None = None
+    """Burn severity class of the mean RBR (Parks et al. 2014 thresholds for CBI 0.1 / 1.25 / 2.25)."""
     land_cover: str | None = None
     """Dominant land cover under the alert (ESA WorldCover class name), where the source has land cover."""
     thermal_detections: int | None = None

@@ -27,6 +27,9 @@ CRATER_MAX_FILL = 0.8
 """A crater field is mottled: within its outline many pixels keep vegetation between the craters (5-12 m
 across, 1-3 pixels at 10 m), while a pad or berm fills its own outline. Decides only where radar cannot (on
 cropland, or without a radar look): at 10 m a small field's dust and craters often flag every pixel of it."""
+BARE_SOIL_NDVI = 0.2
+"""NDVI below which land is bare soil (the usual cut-off of land-cover mapping): an earthwork strips its patch
+to it; a crater field's craters, smaller than a 10 m pixel, leave cover between them and stay above it."""
 CRATER_MIN_SOLIDITY = 0.7
 """A crater field is a compact area (an impact ellipse); trenches and new tracks are lines, whose outline fills
 little of its convex hull."""
@@ -134,11 +137,15 @@ def _background(
     return float(np.median(values)) if values.size >= MIN_RING_PX else None
 
 
-def _is_crater_field(disturbed: np.ndarray, outline: np.ndarray, roughening: float | None) -> bool:
+def _is_crater_field(
+    disturbed: np.ndarray, outline: np.ndarray, roughening: float | None, bareness: float | None = None
+) -> bool:
     """Crater field or earthworks, from what the images show of one soil-exposure region.
 
     Several crater-sized specks make a field; otherwise lines (low solidity) are earthworks; a compact area is a
-    crater field if radar saw its ground roughen, or, where radar cannot tell (roughening None), if it is mottled.
+    crater field if radar saw its ground roughen; where radar cannot tell (roughening None), if the optical look
+    left it only partly bare (`bareness`: median post-event NDVI of its pixels at or above BARE_SOIL_NDVI: the
+    craters are smaller than a pixel, cover remains between them) or, without that layer, if it is mottled.
     """
     _, pieces = ndimage.label(disturbed, structure=EIGHT)
     if pieces >= CRATER_MIN_SPECKS and disturbed.sum() / pieces <= CRATER_SPECK_PX:
@@ -147,6 +154,8 @@ def _is_crater_field(disturbed: np.ndarray, outline: np.ndarray, roughening: flo
         return False
     if roughening is not None:
         return roughening >= CRATER_MIN_ROUGHENING_DB
+    if bareness is not None and np.isfinite(bareness):
+        return bareness >= BARE_SOIL_NDVI
     return bool(disturbed.sum() / outline.sum() < CRATER_MAX_FILL)
 
 
@@ -156,6 +165,7 @@ def soil_regions(
     sar_score: np.ndarray | None = None,
     unchanged: np.ndarray | None = None,
     landcover: np.ndarray | None = None,
+    post_ndvi: np.ndarray | None = None,
 ) -> tuple[np.ndarray, dict[int, ChangeType]]:
     """Group soil-exposure pixels into regions and say which are crater fields and which earthworks.
 
@@ -165,7 +175,8 @@ def soil_regions(
     sar_score: the radar's signed dB change per pixel (exactly 0 where it tested nothing); compared with the
     region's surroundings it tells roughened ground. Not used on cropland (landcover), where the rice cycle moves
     backscatter by several dB. unchanged: pixels no detector flagged, that surroundings are drawn from (default:
-    every pixel that is not soil exposure). Without sar_score the type follows from shape and fill alone.
+    every pixel that is not soil exposure). post_ndvi: NDVI of the latest clear look; where radar cannot tell,
+    how bare the region ended up decides. Without either the type follows from shape and fill alone.
     """
     density = ndimage.uniform_filter(soil.astype("float32"), size=DENSITY_WINDOW_PX, mode="constant")
     joined = (density >= DENSITY_MIN - 1e-6) | soil
@@ -191,7 +202,11 @@ def soil_regions(
             bg = _background(sar[win], outline, _surroundings(outline, unchanged[win]), lc)
             if bg is not None and np.isfinite(inside).sum() >= 3:
                 roughening = float(np.nanmean(inside)) - bg
-        if _is_crater_field(disturbed, outline, roughening):
+        bareness = None
+        if post_ndvi is not None:
+            values = post_ndvi[win][disturbed]
+            bareness = float(np.nanmedian(values)) if np.isfinite(values).any() else None
+        if _is_crater_field(disturbed, outline, roughening, bareness):
             out[win][outline & (out[win] == 0)] = next_id
             kinds[next_id] = ChangeType.CRATER_FIELD
         else:
@@ -228,6 +243,7 @@ def change_regions(
         sar_score=(layers or {}).get(f"{SAR_METHOD}.score"),
         unchanged=_unchanged(codes),
         landcover=landcover,
+        post_ndvi=(layers or {}).get("soil-exposure.post_ndvi"),
     )
     sel = (soil_lab > 0) & (labels == 0)
     labels[sel] = soil_lab[sel] + offset
@@ -371,7 +387,11 @@ def vectorise_alerts(
         obs = int(np.median(L[f"{method}.count"][pix][L[f"{method}.count"][pix] > 0]))
         score = L[f"{method}.score"][pix]
         score = score[np.isfinite(score)]
-        p = L.get(f"{'s1-welch-t'}.p_value")
+        rbr = None
+        if ctype is ChangeType.BURN_SCAR and f"{method}.rbr" in L:
+            rbr_v = L[f"{method}.rbr"][pix]
+            rbr = round(float(np.nanmean(rbr_v)), 4) if np.isfinite(rbr_v).any() else None
+        p = L.get(f"{SAR_METHOD}.p_value")
         p_value = float(np.nanmin(p[pix])) if p is not None and "sentinel-1" in sensors else None
         scene_ids = [
             s for m in sorted(methods) for s in _scenes_between(evidence, m, before_i if m == method else -1)
@@ -403,6 +423,8 @@ def vectorise_alerts(
                 severity=burn_severity(float(score.mean()))
                 if ctype is ChangeType.BURN_SCAR and score.size
                 else None,
+                rbr=rbr,
+                severity_rbr=rbr_severity(rbr) if rbr is not None else None,
                 sensors=sorted(sensors),
                 methods=sorted(methods),
                 observations=obs,
@@ -424,6 +446,17 @@ DNBR_SEVERITY = ((0.66, "high"), (0.44, "moderate-high"), (0.27, "moderate-low")
 def burn_severity(dnbr: float) -> str:
     for lower, name in DNBR_SEVERITY:
         if dnbr >= lower:
+            return name
+    return "unburned"
+
+
+RBR_SEVERITY = ((0.298, "high"), (0.130, "moderate"), (0.035, "low"))
+"""Burn severity classes of RBR (Parks et al. 2014, Remote Sensing 6: 1827-1844: the RBR of CBI 2.25, 1.25, 0.1)."""
+
+
+def rbr_severity(rbr: float) -> str:
+    for lower, name in RBR_SEVERITY:
+        if rbr >= lower:
             return name
     return "unburned"
 

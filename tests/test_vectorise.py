@@ -373,3 +373,23 @@ def test_growing_edges_only_adds_nearby_unflagged_pixels(
     for k in np.unique(grown[new]):
         near = ndimage.binary_dilation(labels == k, structure=np.ones((3, 3), bool), iterations=EDGE_REACH_PX)
         assert (near[grown == k]).all()
+
+
+@pytest.mark.parametrize("post, expected", [(0.28, ChangeType.CRATER_FIELD), (0.15, ChangeType.EARTHWORKS)])
+def test_on_cropland_how_bare_a_solid_patch_ended_decides_its_type(post: float, expected: ChangeType) -> None:
+    # A solid 10 x 10 px patch on paddy: radar cannot tell there (the rice cycle), the fill test says earthworks;
+    # a crater field's sub-pixel craters leave stubble between them (NDVI ~0.28), an earthwork strips it bare.
+    soil = np.zeros((40, 40), bool)
+    soil[15:25, 15:25] = True
+    crop = np.full(soil.shape, LC_CROP, dtype="uint8")
+    ndvi = np.where(soil, post, 0.45).astype("float32")
+    radar = np.where(soil, 2.5, 0.0).astype("float32")  # roughened, but on cropland that is not evidence
+    labels, kinds = soil_regions(soil, sar_score=radar, landcover=crop, post_ndvi=ndvi)
+    assert list(kinds.values()) == [expected]
+    assert labels[20, 20] > 0
+
+
+def test_rbr_severity_classes_follow_parks_2014() -> None:
+    from monitoring.vectorise import rbr_severity
+
+    assert [rbr_severity(v) for v in (0.01, 0.05, 0.2, 0.5)] == ["unburned", "low", "moderate", "high"]

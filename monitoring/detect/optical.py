@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
+import dask.array
 import numpy as np
 import xarray as xr
 
@@ -19,6 +21,19 @@ SWIR_RISE_SOIL = 0.03
 """Fresh soil raises SWIR-1 (B11) well above vegetation; a missed thin cloud raises it far less than blue."""
 CVA_MIN = 0.08
 """Change-vector magnitude over six bands that counts as optical change (several times the sensor noise)."""
+CROP_OUTLIER_Z = 4.0
+"""On cropland, soil exposure must stand this many robust standard deviations below the NDVI of the other fields
+the season changed the same way on the same date (a normal tail reaches z = -4 once in ~30,000 pixels)."""
+CROP_NDVI_SIGMA_MIN = 0.02
+"""Floor of that spread: S2 NDVI noise plus field-to-field differences never vanish, even when a scene's stubble
+looks uniform."""
+CROP_MIN_PIXELS = 400
+"""Clear, season-changed cropland pixels (4 ha) a date needs before its own distribution is trusted."""
+REDNESS_MIN = 0.01
+"""How much redder (B04 - B02) than that day's season-changed fields exposed soil must be: ~1.5 sigma of the
+difference of two bands' noise at these reflectances (sigma ~0.005 each)."""
+BINS = np.linspace(-1.0, 1.0, 801)
+"""Histogram bins (0.0025) for the per-date cropland quantiles of NDVI and redness."""
 
 
 def _time_index(ds: xr.Dataset) -> xr.DataArray:
@@ -88,7 +103,8 @@ def detect_burn_scars(base: xr.Dataset, after: xr.Dataset, *, thresholds: Thresh
     out: both raise SWIR like a fire does, neither darkens NIR like char.
 
     base: the before composite with indices; after: masked after-window scenes with indices and `clear`.
-    The relativised form (RdNBR, Miller & Thode 2007) is carried as an extra layer for severity.
+    The relativised forms RdNBR (Miller & Thode 2007) and RBR (Parks et al. 2014) are carried as extra layers
+    for severity.
     """
     dnbr_t = base["NBR"] - after["NBR"]
     flags = (
@@ -99,7 +115,57 @@ def detect_burn_scars(base: xr.Dataset, after: xr.Dataset, *, thresholds: Thresh
     )
     d = _per_date_detection("dnbr", ChangeType.BURN_SCAR, flags, dnbr_t, after)
     rdnbr = (d.score / np.sqrt(np.abs(base["NBR"]).clip(min=1e-3))).astype("float32")
-    return replace(d, extra={"rdnbr": rdnbr})
+    # RBR (Parks et al. 2014): dNBR relative to the pre-fire NBR without RdNBR's blow-up where NBR is near 0
+    # (sparse vegetation, stubble), so its severity classes hold across land covers.
+    rbr = (d.score / (base["NBR"] + 1.001)).astype("float32")
+    return replace(d, extra={"rdnbr": rdnbr, "rbr": rbr})
+
+
+def _histogram(values: xr.DataArray, keep: xr.DataArray) -> Any:
+    """Counts of `values` where `keep`, in BINS; numpy or dask, as the input is."""
+    data = values.where(keep, -10.0).data  # outside the bins' range: not counted
+    if isinstance(data, dask.array.Array):
+        counts, _ = dask.array.histogram(data, bins=BINS)
+    else:
+        counts, _ = np.histogram(data, bins=BINS)
+    return counts
+
+
+def _quantile(counts: Any, q: float) -> Any:
+    """The q-quantile of a histogram (centre of its bin), lazily for dask counts."""
+    cum = counts.cumsum(axis=0)
+    width = BINS[1] - BINS[0]
+    return BINS[0] + ((cum >= q * cum[-1]).argmax() + 0.5) * width
+
+
+def _per_date(cuts: list[Any], like: xr.Dataset | xr.DataArray) -> xr.DataArray:
+    stack = dask.array.stack(cuts) if isinstance(cuts[0], dask.array.Array) else np.stack(cuts)
+    return xr.DataArray(stack, dims="time", coords={"time": like["time"]})
+
+
+def unusual_for_season(after: xr.Dataset, population: xr.DataArray) -> xr.DataArray:
+    """Per date: soil standing out from `population`, the pixels the season changed the same way that day.
+
+    Two tests against that day's population, from one histogram each (a reduction dask can do):
+    - NDVI below median - CROP_OUTLIER_Z * sigma, sigma = IQR / 1.349 (at least CROP_NDVI_SIGMA_MIN);
+    - redder than the population by more than REDNESS_MIN (B04 - B02 above its median): exposed soil is red
+      (iron oxides), while missed haze or thin cloud, which also lowers NDVI, brightens blue at least as much.
+    A date with fewer than CROP_MIN_PIXELS population pixels flags nothing.
+    """
+    if after.sizes["time"] == 0:
+        return xr.zeros_like(after["NDVI"], dtype=bool)
+    redness = after["B04"] - after["B02"]
+    ndvi_cuts, red_cuts = [], []
+    for t in range(after.sizes["time"]):
+        keep = population.isel(time=t)
+        counts = _histogram(after["NDVI"].isel(time=t), keep)
+        q1, q2, q3 = (_quantile(counts, q) for q in (0.25, 0.5, 0.75))
+        sigma = np.maximum((q3 - q1) / 1.349, CROP_NDVI_SIGMA_MIN)
+        enough = counts.sum() >= CROP_MIN_PIXELS
+        ndvi_cuts.append(np.where(enough, q2 - CROP_OUTLIER_Z * sigma, -np.inf))
+        red_median = _quantile(_histogram(redness.isel(time=t), keep), 0.5)
+        red_cuts.append(np.where(enough, red_median + REDNESS_MIN, np.inf))
+    return (after["NDVI"] < _per_date(ndvi_cuts, after)) & (redness > _per_date(red_cuts, after))
 
 
 def detect_soil_exposure(
@@ -111,9 +177,12 @@ def detect_soil_exposure(
 ) -> Detection:
     """Vegetation replaced by fresh soil (earthworks, craters): NDVI fell, red and SWIR rose, not burnt.
 
-    On cropland the harvest also lowers NDVI, so there the pixel must end as bare soil (NDVI below
-    `bare_ndvi_max`), which stubble does not reach. Without a land-cover layer that stricter rule holds
-    everywhere. Whether a patch is a crater field or earthworks is decided per region by vectorise.
+    On cropland the harvest changes the spectrum the same way (NDVI down, red and SWIR up), so there the pixel
+    must also end as bare soil (NDVI below `bare_ndvi_max`) or stand out from what the season did to the other
+    fields that day: NDVI far below that of the cropland that changed the same way (`unusual_for_season`) —
+    craters and their ejecta over stubble, which a fixed bare-soil threshold misses. Without a land-cover layer
+    only the bare-soil rule holds. Whether a patch is a crater field or earthworks is decided per region by
+    vectorise.
     """
     dndvi_t = base["NDVI"] - after["NDVI"]
     d_red = after["B04"] - base["B04"]
@@ -125,10 +194,26 @@ def detect_soil_exposure(
         & ((after["B11"] - base["B11"]) > SWIR_RISE_SOIL)
     )
     bare = after["NDVI"] < thresholds.bare_ndvi_max
-    strict = bare if landcover is None else (bare | (landcover != LC_CROP))
-    burnt = (base["NBR"] - after["NBR"] > thresholds.dnbr) & (after["NBR"] < thresholds.post_nbr_max)
+    # Exactly the burn-scar test: fresh soil's NBR (~ -0.02) sits at post_nbr_max, so the NBR conditions alone
+    # would drop half of the barest pixels; char is dark in NIR, soil is not.
+    burnt = (
+        (base["NBR"] - after["NBR"] > thresholds.dnbr)
+        & (after["NBR"] < thresholds.post_nbr_max)
+        & ((base["B08"] - after["B08"]) > NIR_DROP_BURN)
+        & (after["B08"] < thresholds.char_nir_max)
+    )
+    if landcover is None:
+        strict = bare
+    else:
+        crop = landcover == LC_CROP
+        season = soil_like & crop & after["clear"] & ~burnt
+        strict = bare | ~crop | unusual_for_season(after, season)
     flags = soil_like & strict & ~burnt
-    return _per_date_detection("soil-exposure", None, flags, dndvi_t, after)
+    d = _per_date_detection("soil-exposure", None, flags, dndvi_t, after)
+    # How bare the latest look left the pixel: a compact patch stripped bare throughout is earthworks, one only
+    # partly bared (craters between the remaining cover, below the 10 m pixel) a crater field (vectorise).
+    post_ndvi = _at_latest(after["NDVI"], after["clear"], _timeline(flags, after["clear"])["latest"])
+    return replace(d, extra={"post_ndvi": post_ndvi.astype("float32")})
 
 
 def detect_optical_change(
