@@ -79,6 +79,7 @@ def area_check(
         parse_window(before, what="before"),
         parse_window(after, what="after"),
         sar_baseline_days=settings.windows.sar_baseline_days,
+        sar_season_days=settings.windows.sar_season_days,
     )
     imagery = pipeline.make_source(settings)
     run_dir = check_dir(out_dir or settings.output_dir, windows.after[1], aoi.id)

@@ -41,7 +41,9 @@ def _read_json(path: Path) -> dict[str, Any]:
 def _kind(value: object, path: Path) -> Kind:
     if value == "daily" or value == "area-check":
         return value
-    raise ConfigError(f"{path}: kind {value!r} is neither 'daily' nor 'area-check'; fix it or delete the file.")
+    raise ConfigError(
+        f"{path}: kind {value!r} is neither 'daily' nor 'area-check'; fix it or delete the file."
+    )
 
 
 def run_info(run_dir: Path) -> RunInfo:

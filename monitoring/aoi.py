@@ -176,9 +176,31 @@ class TimeWindows:
     before: tuple[date, date]
     after: tuple[date, date]
     sar_before: tuple[date, date]
+    sar_season: tuple[date, date] | None = None
+    """The after window one year earlier, widened by windows.sar_season_days: the Sentinel-1 baseline on
+    cropland, whose backscatter follows the rice cycle (None: no seasonal baseline)."""
 
     def as_dict(self) -> dict[str, list[str]]:
         return {k: [d.isoformat() for d in getattr(self, k)] for k in ("before", "after", "sar_before")}
+
+    def sar_ranges(self) -> list[tuple[date, date]]:
+        """The date ranges of Sentinel-1 scenes to load, oldest first: the seasonal window and the baseline
+        through the after window, merged into one where they touch (as they do with a 12-month baseline)."""
+        main = (self.sar_before[0], self.after[1])
+        if self.sar_season is None:
+            return [main]
+        season = self.sar_season
+        if season[1] + timedelta(days=1) >= main[0]:
+            return [(min(season[0], main[0]), main[1])]
+        return [season, main]
+
+
+def season_window(after: tuple[date, date], half_width_days: int) -> tuple[date, date] | None:
+    """The after window 365 days earlier, widened by half_width_days on each side (None when 0)."""
+    if half_width_days <= 0:
+        return None
+    year, pad = timedelta(days=365), timedelta(days=half_width_days)
+    return (after[0] - year - pad, after[1] - year + pad)
 
 
 def windows_for(run_date: date, settings: WindowSettings) -> TimeWindows:
@@ -189,13 +211,19 @@ def windows_for(run_date: date, settings: WindowSettings) -> TimeWindows:
         before=(before_end - timedelta(days=settings.before_days - 1), before_end),
         after=(after_start, run_date),
         sar_before=(before_end - timedelta(days=settings.sar_baseline_days - 1), before_end),
+        sar_season=season_window((after_start, run_date), settings.sar_season_days),
     )
 
 
 def explicit_windows(
-    before: tuple[date, date], after: tuple[date, date], *, sar_baseline_days: int
+    before: tuple[date, date],
+    after: tuple[date, date],
+    *,
+    sar_baseline_days: int,
+    sar_season_days: int = 0,
 ) -> TimeWindows:
-    """Windows given by an analyst; the SAR baseline is at least as long as sar_baseline_days."""
+    """Windows given by an analyst; the SAR baseline is at least as long as sar_baseline_days, and with
+    sar_season_days > 0 cropland gets the same-season baseline a year earlier."""
     for label, (a, b) in (("before", before), ("after", after)):
         if a > b:
             raise AOIError(
@@ -207,4 +235,9 @@ def explicit_windows(
             "the before window must end before the after window starts."
         )
     sar_start = min(before[0], before[1] - timedelta(days=sar_baseline_days - 1))
-    return TimeWindows(before=before, after=after, sar_before=(sar_start, before[1]))
+    return TimeWindows(
+        before=before,
+        after=after,
+        sar_before=(sar_start, before[1]),
+        sar_season=season_window(after, sar_season_days),
+    )

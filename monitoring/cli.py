@@ -361,7 +361,12 @@ def check(
         aoi = daily.build_aoi(spec)
         b = area_check.parse_window(before, what="--before")
         a = area_check.parse_window(after, what="--after")
-        explicit_windows(b, a, sar_baseline_days=settings.windows.sar_baseline_days)
+        explicit_windows(
+            b,
+            a,
+            sar_baseline_days=settings.windows.sar_baseline_days,
+            sar_season_days=settings.windows.sar_season_days,
+        )
         pipeline.make_source(settings)
         err_console.print(
             f"Area {aoi.id!r}: {aoi.area_km2:.1f} km², {aoi.shape[1]} x {aoi.shape[0]} px at 10 m"

@@ -103,8 +103,13 @@ class WindowSettings(_Strict):
     """The 'after' window: this many days up to and including the run date."""
     before_days: Annotated[int, Field(ge=5, le=365)] = 60
     """The optical 'before' (baseline) window, ending where the after window starts."""
-    sar_baseline_days: Annotated[int, Field(ge=12, le=730)] = 90
-    """The SAR baseline window (the issue-4 default is 12 months; 90 days keeps the daily run fast)."""
+    sar_baseline_days: Annotated[int, Field(ge=12, le=730)] = 365
+    """The SAR baseline window: 12 months, as PWTT, so that the baseline holds every season's backscatter."""
+    sar_season_days: Annotated[int, Field(ge=0, le=60)] = 21
+    """Half-width of the same-season SAR baseline on cropland: the scenes within this many days of the after
+    window, one year earlier (0 = none: cropland is tested against the plain baseline). Rice calendars shift by
+    one to three weeks from year to year with the rains, and before Sentinel-1C (May 2025) an orbit came every
+    12 days: +-21 days gives each orbit 4-5 seasonal scenes."""
     max_cloud_cover: Annotated[float, Field(ge=0, le=100)] = 90.0
     """Scenes with more cloud than this (scene-level %) are not loaded."""
 
@@ -121,7 +126,15 @@ class ThresholdSettings(_Strict):
     bare_ndvi_max: float = 0.25
     """Post-event NDVI below which a pixel is bare soil (earthworks, craters)."""
     sar_alpha: Annotated[float, Field(gt=0, lt=0.5)] = 1e-4
-    """Family-wise significance level of the Sentinel-1 change test, per pixel, after Bonferroni."""
+    """Family-wise significance level of the Sentinel-1 change test per pixel: Bonferroni over its relative
+    orbits x polarisations x onsets x smoothing scales. Bounds the chance that an unchanged pixel is flagged."""
+    sar_fdr_q: Annotated[float, Field(gt=0, lt=1)] = 0.01
+    """False-discovery rate of the Sentinel-1 change test across the area's pixels (Benjamini-Hochberg on the
+    per-pixel corrected p-values). A pixel is flagged only if it passes both sar_alpha and this: q bounds the
+    expected share of unchanged pixels among the flagged ones, the stricter of the two in a quiet area."""
+    sar_scales_m: tuple[Annotated[float, Field(gt=0, le=500)], ...] = (50.0, 100.0, 150.0)
+    """Smoothing scales of the Sentinel-1 test statistic (disk radii in m, as PWTT's kernels; boxes of the same
+    area are used), on top of the per-pixel test, which always stays so that small targets are kept."""
     sar_min_change_db: float = 2.0
     """Smallest backscatter change (dB) reported as structural damage."""
     builtup_vv_db: float = -6.0

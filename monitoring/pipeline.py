@@ -25,6 +25,7 @@ from monitoring.detect import (
     detect_sar_change,
     detect_soil_exposure,
 )
+from monitoring.detect.omnibus import date_sar_changes
 from monitoring.detect.sar import to_db
 from monitoring.errors import ConfigError, DetectionError
 from monitoring.fuse import fuse_change_types
@@ -185,12 +186,9 @@ def analyse_area(
     warnings: list[str] = []
     opt_b = check_optical(source.load_optical(aoi, *windows.before), aoi, *windows.before)
     opt_a = check_optical(source.load_optical(aoi, *windows.after), aoi, *windows.after)
-    sar = check_sar(
-        source.load_sar(aoi, windows.sar_before[0], windows.after[1]),
-        aoi,
-        windows.sar_before[0],
-        windows.after[1],
-    )
+    # The 12-month baseline and, where it does not reach, the same season a year earlier (cropland's baseline).
+    sar_parts = [check_sar(source.load_sar(aoi, a, b), aoi, a, b) for a, b in windows.sar_ranges()]
+    sar = sar_parts[0] if len(sar_parts) == 1 else xr.concat(sar_parts, "time")
     landcover = source.load_landcover(aoi)
 
     lazy: dict[str, Any] = {}
@@ -225,8 +223,16 @@ def analyse_area(
         try:
             sar_db = to_db(sar)  # shared by the test and the built-up mask: multilooked once
             sar_det = detect_sar_change(
-                sar, baseline_end=baseline_end, thresholds=th, landcover=landcover, db=sar_db
+                sar,
+                baseline_end=baseline_end,
+                baseline_start=windows.sar_before[0],
+                season=windows.sar_season,
+                thresholds=th,
+                landcover=landcover,
+                db=sar_db,
             )
+            # The test says whether backscatter changed; the omnibus change points say when.
+            sar_det = date_sar_changes(sar_det, sar, sar_db, baseline_end=baseline_end)
             builtup = builtup_mask(
                 sar, baseline_end=baseline_end, thresholds=th, landcover=landcover, db=sar_db
             )

@@ -160,3 +160,25 @@ def test_bad_windows_rejected(before: tuple[date, date], after: tuple[date, date
     with pytest.raises(AOIError, match=match) as e:
         explicit_windows(before, after, sar_baseline_days=90)
     assert "\n" not in str(e.value)
+
+
+def test_default_windows_have_a_year_of_radar_baseline_and_last_years_season() -> None:
+    run = date(2025, 12, 22)
+    w = windows_for(run, WindowSettings())
+    assert w.sar_before == (date(2024, 12, 7), date(2025, 12, 6))
+    assert (w.sar_before[1] - w.sar_before[0]).days + 1 == 365
+    # The after window (7-22 Dec 2025) a year earlier, +-21 days.
+    assert w.sar_season == (date(2024, 11, 16), date(2025, 1, 12))
+    # It overlaps the baseline, so the radar is loaded in one range reaching 21 days further back.
+    assert w.sar_ranges() == [(date(2024, 11, 16), run)]
+
+
+def test_short_radar_baseline_loads_last_years_season_apart() -> None:
+    run = date(2025, 12, 22)
+    w = windows_for(run, WindowSettings(sar_baseline_days=90))
+    assert w.sar_ranges() == [(date(2024, 11, 16), date(2025, 1, 12)), (date(2025, 9, 8), run)]
+    assert windows_for(run, WindowSettings(sar_season_days=0)).sar_ranges() == [(date(2024, 12, 7), run)]
+    assert (
+        explicit_windows((date(2025, 11, 1), date(2025, 12, 6)), w.after, sar_baseline_days=90).sar_season
+        is None
+    )

@@ -184,3 +184,24 @@ def test_parse_date() -> None:
     assert parse_date("2025-12-22").isoformat() == "2025-12-22"
     with pytest.raises(ConfigError, match="YYYY-MM-DD"):
         parse_date("22/12/2025")
+
+
+def test_sar_settings_file_matches_the_defaults() -> None:
+    # The settings file and the code agree on the radar test: a 12-month baseline, last year's season on
+    # cropland, PWTT's three smoothing scales and both error controls.
+    s = load_settings()
+    assert s.windows.sar_baseline_days == 365
+    assert s.windows.sar_season_days == 21
+    assert s.thresholds.sar_alpha == 1e-4
+    assert s.thresholds.sar_fdr_q == 0.01
+    assert s.thresholds.sar_scales_m == (50.0, 100.0, 150.0)
+    assert s.windows == Settings.model_fields["windows"].default
+    assert s.thresholds == Settings.model_fields["thresholds"].default
+
+
+def test_sar_scales_from_the_environment(config_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BORDERWATCH_THRESHOLDS__SAR_SCALES_M", "[50]")
+    assert load_settings().thresholds.sar_scales_m == (50.0,)
+    monkeypatch.setenv("BORDERWATCH_THRESHOLDS__SAR_FDR_Q", "0")
+    with pytest.raises(ConfigError, match="sar_fdr_q"):
+        load_settings()

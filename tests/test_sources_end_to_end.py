@@ -191,7 +191,7 @@ class _ReadCounter:
 def catalogue_span(run_date: date, settings: WindowSettings, *, days_after: int = 0) -> tuple[date, date]:
     """First and last day a fake's catalogue must cover for runs on run_date .. run_date + days_after."""
     w = windows_for(run_date, settings)
-    return min(w.sar_before[0], w.before[0]), run_date + timedelta(days=days_after)
+    return min(w.sar_ranges()[0][0], w.before[0]), run_date + timedelta(days=days_after)
 
 
 @contextmanager

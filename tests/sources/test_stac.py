@@ -313,12 +313,12 @@ def test_signer_setting_is_checked() -> None:
     os.environ.get("BORDERWATCH_MEASURE") != "1", reason="measurement; set BORDERWATCH_MEASURE=1"
 )
 def test_measure_requests_per_area_per_day(tmp_path: Path) -> None:
-    """Daily-run windows (16-day after, 60-day before, 90-day SAR baseline) over a 3 km x 3 km area: cold,
+    """Daily-run windows (16-day after, 60-day before, 12-month SAR baseline and the season a year before) over a 3 km x 3 km area: cold,
     warm (rerun the same day), and the run five days later (new searches, only new scenes read)."""
     run = date(2025, 12, 20)
     first = windows_for(run, WindowSettings())
     later = windows_for(date(2025, 12, 25), WindowSettings())
-    cat = build_catalog(tmp_path / "cogs", dense_specs(first.sar_before[0], date(2025, 12, 25)))
+    cat = build_catalog(tmp_path / "cogs", dense_specs(first.sar_ranges()[0][0], date(2025, 12, 25)))
     aoi, cache = make_aoi(3.0), SceneCache(tmp_path / "cache", max_bytes=10**10)
     with FakeStacServer(cat) as srv:
         for label, w, ttl in (("cold", first, 3600.0), ("warm", first, 3600.0), ("5 days later", later, 0.0)):
@@ -336,7 +336,7 @@ def test_measure_requests_per_area_per_day(tmp_path: Path) -> None:
                 if part == "landcover":
                     ds = src.load_landcover(aoi)
                 elif part == "sar":
-                    ds = src.load_sar(aoi, w.sar_before[0], w.after[1])
+                    ds = src.load_sar(aoi, w.sar_ranges()[0][0], w.after[1])
                 else:
                     ds = src.load_optical(aoi, *(w.before if part == "optical before" else w.after))
                 assert ds is not None
