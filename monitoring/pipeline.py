@@ -300,6 +300,9 @@ def analyse_area(
             sensors={d.method: d.sensor for d in detections},
             scene_ids={d.method: d.scene_ids for d in detections},
             baseline_last_clear=max(base_days) if base_days else None,
+            baseline_last={sar_det.method: max(_days(sar["time"].values[~post]))}
+            if sar_det is not None and (~post).any()
+            else {},
             landcover=c.get("landcover"),
         )
         alerts = vectorise_alerts(evidence, geobox=aoi.geobox, area_id=aoi.id, mmu_ha=th.mmu_ha)

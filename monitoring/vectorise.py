@@ -85,6 +85,8 @@ class Evidence:
     scene_ids: dict[str, tuple[str, ...]] = field(default_factory=dict)
     baseline_last_clear: date | None = None
     """Latest baseline date before the after window (used when the change was there from the first look)."""
+    baseline_last: dict[str, date] = field(default_factory=dict)
+    """method -> its own latest baseline look, where it differs from baseline_last_clear (radar: the last pass)."""
     landcover: np.ndarray | None = None
     """ESA WorldCover codes on the grid, where the source has them."""
 
@@ -412,7 +414,9 @@ def vectorise_alerts(
                 area_ha=round(float(pix.sum() * px_ha), 2),
                 first_observed=_day(times[first_i]),
                 last_observed=_day(times[last_i]),
-                last_clear_before=_day(times[before_i]) if before_i >= 0 else evidence.baseline_last_clear,
+                last_clear_before=_day(times[before_i])
+                if before_i >= 0
+                else evidence.baseline_last.get(method, evidence.baseline_last_clear),
                 confidence=confidence_tier(
                     sensors=sensors,
                     methods=methods - {"cva"},

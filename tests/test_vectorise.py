@@ -393,3 +393,26 @@ def test_rbr_severity_classes_follow_parks_2014() -> None:
     from monitoring.vectorise import rbr_severity
 
     assert [rbr_severity(v) for v in (0.01, 0.05, 0.2, 0.5)] == ["unburned", "low", "moderate", "high"]
+
+
+def test_a_change_at_the_first_look_after_the_baseline_names_each_sensors_own_last_look() -> None:
+    from datetime import date
+
+    aoi = tiny_aoi()
+    codes = np.zeros(aoi.shape, "uint8")
+    codes[5:15, 5:15] = BURN
+    codes[40:50, 40:45] = STRUCTURE
+    ev = _evidence(codes)
+    first_look = {f"{m}.first": np.zeros(aoi.shape, "int32") for m in ("dnbr", "s1-welch-t")}
+    no_before = {f"{m}.before": np.full(aoi.shape, -1, "int32") for m in ("dnbr", "s1-welch-t")}
+    ev = Evidence(
+        **{
+            **ev.__dict__,
+            "layers": {**ev.layers, **first_look, **no_before},
+            "baseline_last_clear": date(2025, 11, 20),  # the optical baseline's last clear look
+            "baseline_last": {"s1-welch-t": date(2025, 11, 29)},  # radar's last pass before the window
+        }
+    )
+    alerts = {a.change_type: a for a in vectorise_alerts(ev, geobox=aoi.geobox, area_id="x", mmu_ha=0.2)}
+    assert str(alerts[ChangeType.BURN_SCAR].last_clear_before) == "2025-11-20"
+    assert str(alerts[ChangeType.STRUCTURAL_DAMAGE].last_clear_before) == "2025-11-29"
