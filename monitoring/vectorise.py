@@ -29,7 +29,14 @@ across, 1-3 pixels at 10 m), while a pad or berm fills its own outline. Decides 
 cropland, or without a radar look): at 10 m a small field's dust and craters often flag every pixel of it."""
 BARE_SOIL_NDVI = 0.2
 """NDVI below which land is bare soil (the usual cut-off of land-cover mapping): an earthwork strips its patch
-to it; a crater field's craters, smaller than a 10 m pixel, leave cover between them and stay above it."""
+to it; a crater field's craters, smaller than a 10 m pixel, leave cover between them and stay above it. Used when
+a region has too few unchanged surroundings to measure against."""
+FRESH_SOIL_NDVI = 0.12
+"""NDVI of freshly turned laterite or sandy soil (0.10-0.15)."""
+STRIPPED_SHARE = 0.75
+"""Share of the way from its surroundings' NDVI down to fresh soil's that a compact patch went: an earthwork strips
+nearly all of it (edge pixels keep a little), a crater field's 25-40 % crater cover and dust go about half way.
+Relative, so that the same rule holds over forest, stubble and already half-bare fallow paddy."""
 CRATER_MIN_SOLIDITY = 0.7
 """A crater field is a compact area (an impact ellipse); trenches and new tracks are lines, whose outline fills
 little of its convex hull."""
@@ -146,8 +153,9 @@ def _is_crater_field(
 
     Several crater-sized specks make a field; otherwise lines (low solidity) are earthworks; a compact area is a
     crater field if radar saw its ground roughen; where radar cannot tell (roughening None), if the optical look
-    left it only partly bare (`bareness`: median post-event NDVI of its pixels at or above BARE_SOIL_NDVI: the
-    craters are smaller than a pixel, cover remains between them) or, without that layer, if it is mottled.
+    left it only partly bare (`bareness`: the share of the way from its surroundings' NDVI to fresh soil's its
+    median post-event NDVI went, below STRIPPED_SHARE: the craters are smaller than a pixel, cover remains between
+    them) or, without that layer, if it is mottled.
     """
     _, pieces = ndimage.label(disturbed, structure=EIGHT)
     if pieces >= CRATER_MIN_SPECKS and disturbed.sum() / pieces <= CRATER_SPECK_PX:
@@ -157,7 +165,7 @@ def _is_crater_field(
     if roughening is not None:
         return roughening >= CRATER_MIN_ROUGHENING_DB
     if bareness is not None and np.isfinite(bareness):
-        return bareness >= BARE_SOIL_NDVI
+        return bareness < STRIPPED_SHARE
     return bool(disturbed.sum() / outline.sum() < CRATER_MAX_FILL)
 
 
@@ -207,7 +215,13 @@ def soil_regions(
         bareness = None
         if post_ndvi is not None:
             values = post_ndvi[win][disturbed]
-            bareness = float(np.nanmedian(values)) if np.isfinite(values).any() else None
+            if np.isfinite(values).any():
+                level = float(np.nanmedian(values))
+                bg = _background(post_ndvi[win], outline, _surroundings(outline, unchanged[win]), lc)
+                if bg is not None and bg - FRESH_SOIL_NDVI > 0.05:
+                    bareness = (bg - level) / (bg - FRESH_SOIL_NDVI)
+                else:  # nothing to measure against: the absolute bare-soil cut-off
+                    bareness = 1.0 if level < BARE_SOIL_NDVI else 0.0
         if _is_crater_field(disturbed, outline, roughening, bareness):
             out[win][outline & (out[win] == 0)] = next_id
             kinds[next_id] = ChangeType.CRATER_FIELD

@@ -375,14 +375,25 @@ def test_growing_edges_only_adds_nearby_unflagged_pixels(
         assert (near[grown == k]).all()
 
 
-@pytest.mark.parametrize("post, expected", [(0.28, ChangeType.CRATER_FIELD), (0.15, ChangeType.EARTHWORKS)])
-def test_on_cropland_how_bare_a_solid_patch_ended_decides_its_type(post: float, expected: ChangeType) -> None:
+@pytest.mark.parametrize(
+    "around, post, expected",
+    [
+        (0.45, 0.28, ChangeType.CRATER_FIELD),  # stubble
+        (0.45, 0.15, ChangeType.EARTHWORKS),
+        (0.26, 0.20, ChangeType.CRATER_FIELD),  # dry-season fallow, itself half bare
+        (0.26, 0.13, ChangeType.EARTHWORKS),
+    ],
+)
+def test_on_cropland_how_bare_a_solid_patch_ended_decides_its_type(
+    around: float, post: float, expected: ChangeType
+) -> None:
     # A solid 10 x 10 px patch on paddy: radar cannot tell there (the rice cycle), the fill test says earthworks;
-    # a crater field's sub-pixel craters leave stubble between them (NDVI ~0.28), an earthwork strips it bare.
+    # a crater field's sub-pixel craters leave cover between them, an earthwork strips the patch bare; measured
+    # against the fields around it, so that fallow paddy, already half bare, does not pass for earthworks.
     soil = np.zeros((40, 40), bool)
     soil[15:25, 15:25] = True
     crop = np.full(soil.shape, LC_CROP, dtype="uint8")
-    ndvi = np.where(soil, post, 0.45).astype("float32")
+    ndvi = np.where(soil, post, around).astype("float32")
     radar = np.where(soil, 2.5, 0.0).astype("float32")  # roughened, but on cropland that is not evidence
     labels, kinds = soil_regions(soil, sar_score=radar, landcover=crop, post_ndvi=ndvi)
     assert list(kinds.values()) == [expected]
