@@ -74,6 +74,9 @@ class Alert(_Record):
     """Mean relativized burn ratio (Parks et al. 2014), for burn scars: comparable across land covers."""
     severity_rbr: str | None = None
     """Burn severity class of the mean RBR (Parks et al. 2014 thresholds for CBI 0.1 / 1.25 / 2.25)."""
+    radar_last_change: date | None = None
+    """Latest Sentinel-1 pass at which the omnibus test found a change point after the baseline, for alerts radar
+    saw: with first_observed it brackets when the ground kept changing (e.g. repeated strikes)."""
     land_cover: str | None = None
     """Dominant land cover under the alert (ESA WorldCover class name), where the source has land cover."""
     thermal_detections: int | None = None

@@ -409,6 +409,10 @@ def vectorise_alerts(
             rbr = round(float(np.nanmean(rbr_v)), 4) if np.isfinite(rbr_v).any() else None
         p = L.get(f"{SAR_METHOD}.p_value")
         p_value = float(np.nanmin(p[pix])) if p is not None and "sentinel-1" in sensors else None
+        radar_last_change = None
+        change_last = L.get(f"{SAR_METHOD}.change_last")
+        if change_last is not None and "sentinel-1" in sensors and (change_last[pix] >= 0).any():
+            radar_last_change = _day(evidence.times[SAR_METHOD][int(change_last[pix].max())])
         scene_ids = [
             s for m in sorted(methods) for s in _scenes_between(evidence, m, before_i if m == method else -1)
         ]
@@ -443,6 +447,7 @@ def vectorise_alerts(
                 else None,
                 rbr=rbr,
                 severity_rbr=rbr_severity(rbr) if rbr is not None else None,
+                radar_last_change=radar_last_change,
                 sensors=sorted(sensors),
                 methods=sorted(methods),
                 observations=obs,

@@ -427,3 +427,19 @@ def test_a_change_at_the_first_look_after_the_baseline_names_each_sensors_own_la
     alerts = {a.change_type: a for a in vectorise_alerts(ev, geobox=aoi.geobox, area_id="x", mmu_ha=0.2)}
     assert str(alerts[ChangeType.BURN_SCAR].last_clear_before) == "2025-11-20"
     assert str(alerts[ChangeType.STRUCTURAL_DAMAGE].last_clear_before) == "2025-11-29"
+
+
+def test_radar_alerts_carry_the_last_change_point_the_omnibus_test_dated() -> None:
+    aoi = tiny_aoi()
+    codes = np.zeros(aoi.shape, "uint8")
+    codes[5:15, 5:15] = BURN
+    codes[40:50, 40:45] = STRUCTURE
+    ev = _evidence(codes)
+    (_, struct) = vectorise_alerts(ev, geobox=aoi.geobox, area_id="x", mmu_ha=0.2)
+    assert struct.radar_last_change is None  # no omnibus layer: nothing claimed
+    change_last = np.full(aoi.shape, -1, "int32")
+    change_last[40:50, 40:45] = 2
+    ev = Evidence(**{**ev.__dict__, "layers": {**ev.layers, "s1-welch-t.change_last": change_last}})
+    burn, struct = vectorise_alerts(ev, geobox=aoi.geobox, area_id="x", mmu_ha=0.2)
+    assert str(struct.radar_last_change) == "2025-12-11"
+    assert burn.radar_last_change is None  # radar did not see the burn
