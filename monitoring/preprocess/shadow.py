@@ -41,9 +41,12 @@ def sentinel2_solar_time(lat: float) -> float:
     return S2_LTDN_HOURS + math.degrees(math.asin(max(-1.0, min(1.0, ratio)))) / 15.0
 
 
-def solar_position(day: datetime | np.datetime64 | str, lat: float, solar_hours: float) -> SunAngles:
-    """Sun (azimuth, zenith) in degrees at a latitude and local mean solar time (NOAA's general formulas).
+def solar_position(
+    day: datetime | np.datetime64 | str, lat: float, solar_hours: float, *, lon: float = 0.0
+) -> SunAngles:
+    """Sun (azimuth, zenith) in degrees at a latitude and time of day (NOAA's general formulas).
 
+    `solar_hours` is local mean solar time, or, with `lon` (degrees east) given, UTC hours at that longitude.
     Declination and the equation of time are Spencer's (1971) Fourier series, good to a few arc minutes, which
     is far finer than the range of cloud heights a shadow search spans.
     """
@@ -65,7 +68,7 @@ def solar_position(day: datetime | np.datetime64 | str, lat: float, solar_hours:
         - 0.002697 * math.cos(3 * g)
         + 0.00148 * math.sin(3 * g)
     )
-    ha = math.radians((solar_hours * 60.0 + eqtime) / 4.0 - 180.0)
+    ha = math.radians((solar_hours * 60.0 + eqtime + 4.0 * lon) / 4.0 - 180.0)
     phi = math.radians(lat)
     cos_zen = math.sin(phi) * math.sin(decl) + math.cos(phi) * math.cos(decl) * math.cos(ha)
     zenith = math.degrees(math.acos(max(-1.0, min(1.0, cos_zen))))

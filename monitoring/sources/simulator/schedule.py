@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 from scipy import special
 
+from monitoring.preprocess.shadow import solar_position
 from monitoring.sources.simulator.noise import key, rng
 from monitoring.sources.simulator.scenario import CloudSettings
 
@@ -118,34 +118,6 @@ class SarScene:
         return self.time.date()
 
 
-def solar_position(when: datetime, lat: float, lon: float) -> tuple[float, float]:
-    """(zenith, azimuth clockwise from north) in degrees, by NOAA's general solar position formulae."""
-    doy = when.timetuple().tm_yday
-    hour = when.hour + when.minute / 60 + when.second / 3600
-    g = 2 * math.pi / 365 * (doy - 1 + (hour - 12) / 24)
-    eqtime = 229.18 * (
-        0.000075
-        + 0.001868 * math.cos(g)
-        - 0.032077 * math.sin(g)
-        - 0.014615 * math.cos(2 * g)
-        - 0.040849 * math.sin(2 * g)
-    )
-    decl = (
-        0.006918 - 0.399912 * math.cos(g) + 0.070257 * math.sin(g) - 0.006758 * math.cos(2 * g)
-        + 0.000907 * math.sin(2 * g) - 0.002697 * math.cos(3 * g) + 0.00148 * math.sin(3 * g)
-    )  # fmt: skip
-    true_solar_min = hour * 60 + eqtime + 4 * lon
-    ha = math.radians(true_solar_min / 4 - 180)
-    phi = math.radians(lat)
-    cos_z = math.sin(phi) * math.sin(decl) + math.cos(phi) * math.cos(decl) * math.cos(ha)
-    zenith = math.degrees(math.acos(max(-1.0, min(1.0, cos_z))))
-    az = (
-        math.degrees(math.atan2(math.sin(ha), math.cos(ha) * math.sin(phi) - math.tan(decl) * math.cos(phi)))
-        + 180
-    )
-    return zenith, az % 360
-
-
 def mgrs_tile(lon: float, lat: float) -> str:
     """The Sentinel-2 (MGRS) tile name of a point, e.g. 48PVA for Preah Vihear."""
     from monitoring.aoi import utm_crs
@@ -207,7 +179,9 @@ def optical_scenes(
         if platform is not None:
             when = datetime.combine(day, orbit.utc)
             frac, cirrus, height = _day_cloud(seed, day, clouds)
-            zen, az = solar_position(when, *S2_REGION_LATLON)
+            lat, lon = S2_REGION_LATLON
+            hours = when.hour + when.minute / 60 + when.second / 3600
+            az, zen = solar_position(when, lat, hours, lon=lon)
             proc = when + timedelta(hours=2, minutes=15 + key(seed, "proc", day.isoformat()) % 60)
             scene_id = (
                 f"S2{platform[-1].upper()}_MSIL2A_{when:%Y%m%dT%H%M%S}_{_processing_baseline(day)}"
