@@ -78,9 +78,16 @@ def _per_date_detection(
     flags: xr.DataArray,
     score_t: xr.DataArray,
     after: xr.Dataset,
+    at_latest: dict[str, xr.DataArray] | None = None,
 ) -> Detection:
-    """A detection from a per-date flag: changed if the latest clear look shows it; score at that look."""
+    """A detection from a per-date flag: changed if the latest clear look shows it; score at that look.
+
+    at_latest: per-date values also taken at that look, carried as extra layers (float32).
+    """
     tl = _timeline(flags, after["clear"])
+    extra = {
+        k: _at_latest(v, after["clear"], tl["latest"]).astype("float32") for k, v in (at_latest or {}).items()
+    }
     return Detection(
         method=method,
         sensor=SENSOR,
@@ -93,6 +100,17 @@ def _per_date_detection(
         before=tl["before"],
         times=after["time"].values,
         scene_ids=_scene_ids(after),
+        extra=extra,
+    )
+
+
+def _burnt(base: xr.Dataset, after: xr.Dataset, thresholds: ThresholdSettings) -> xr.DataArray:
+    """Per date: NBR fell by more than `dnbr` and ended below `post_nbr_max`, and NIR dropped to char level."""
+    return (
+        (base["NBR"] - after["NBR"] > thresholds.dnbr)
+        & (after["NBR"] < thresholds.post_nbr_max)
+        & ((base["B08"] - after["B08"]) > NIR_DROP_BURN)
+        & (after["B08"] < thresholds.char_nir_max)
     )
 
 
@@ -107,13 +125,7 @@ def detect_burn_scars(base: xr.Dataset, after: xr.Dataset, *, thresholds: Thresh
     for severity.
     """
     dnbr_t = base["NBR"] - after["NBR"]
-    flags = (
-        (dnbr_t > thresholds.dnbr)
-        & (after["NBR"] < thresholds.post_nbr_max)
-        & ((base["B08"] - after["B08"]) > NIR_DROP_BURN)
-        & (after["B08"] < thresholds.char_nir_max)
-    )
-    d = _per_date_detection("dnbr", ChangeType.BURN_SCAR, flags, dnbr_t, after)
+    d = _per_date_detection("dnbr", ChangeType.BURN_SCAR, _burnt(base, after, thresholds), dnbr_t, after)
     rdnbr = (d.score / np.sqrt(np.abs(base["NBR"]).clip(min=1e-3))).astype("float32")
     # RBR (Parks et al. 2014): dNBR relative to the pre-fire NBR without RdNBR's blow-up where NBR is near 0
     # (sparse vegetation, stubble), so its severity classes hold across land covers.
@@ -194,14 +206,9 @@ def detect_soil_exposure(
         & ((after["B11"] - base["B11"]) > SWIR_RISE_SOIL)
     )
     bare = after["NDVI"] < thresholds.bare_ndvi_max
-    # Exactly the burn-scar test: fresh soil's NBR (~ -0.02) sits at post_nbr_max, so the NBR conditions alone
+    # The burn-scar test itself: fresh soil's NBR (~ -0.02) sits at post_nbr_max, so the NBR conditions alone
     # would drop half of the barest pixels; char is dark in NIR, soil is not.
-    burnt = (
-        (base["NBR"] - after["NBR"] > thresholds.dnbr)
-        & (after["NBR"] < thresholds.post_nbr_max)
-        & ((base["B08"] - after["B08"]) > NIR_DROP_BURN)
-        & (after["B08"] < thresholds.char_nir_max)
-    )
+    burnt = _burnt(base, after, thresholds)
     if landcover is None:
         strict = bare
     else:
@@ -209,11 +216,11 @@ def detect_soil_exposure(
         season = soil_like & crop & after["clear"] & ~burnt
         strict = bare | ~crop | unusual_for_season(after, season)
     flags = soil_like & strict & ~burnt
-    d = _per_date_detection("soil-exposure", None, flags, dndvi_t, after)
-    # How bare the latest look left the pixel: a compact patch stripped bare throughout is earthworks, one only
-    # partly bared (craters between the remaining cover, below the 10 m pixel) a crater field (vectorise).
-    post_ndvi = _at_latest(after["NDVI"], after["clear"], _timeline(flags, after["clear"])["latest"])
-    return replace(d, extra={"post_ndvi": post_ndvi.astype("float32")})
+    # post_ndvi, how bare the latest look left the pixel: a compact patch stripped bare throughout is earthworks,
+    # one only partly bared (craters between the remaining cover, below the 10 m pixel) a crater field (vectorise).
+    return _per_date_detection(
+        "soil-exposure", None, flags, dndvi_t, after, at_latest={"post_ndvi": after["NDVI"]}
+    )
 
 
 def detect_optical_change(
