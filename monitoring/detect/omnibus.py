@@ -302,8 +302,8 @@ def omnibus_for_orbits(
             continue
         res = omnibus_change_points(sar.isel(time=sel), enl=enl, alpha=alpha, pols=pols)
         lut = np.searchsorted(times, times_all[sel]).astype("int32")
-        f = _to_global(res["first"], lut)
-        la = _to_global(res["last"], lut)
+        f = _lookup(res["first"], lut, _NONE)
+        la = _lookup(res["last"], lut, _NONE)
         earlier = (f >= 0) & ((best_first < 0) | (f < best_first))
         best_first = xr.where(earlier, f, best_first).astype("int32")
         p_first = xr.where(earlier, res["p_first"], p_first).astype("float32")
@@ -319,8 +319,8 @@ def omnibus_for_orbits(
         {
             "first": best_first,
             "last": best_last,
-            "first_date": _to_date(best_first, days),
-            "last_date": _to_date(best_last, days),
+            "first_date": _lookup(best_first, days, np.datetime64("NaT", "ns")),
+            "last_date": _lookup(best_last, days, np.datetime64("NaT", "ns")),
             "n_changes": n_changes,
             "n_orbits": n_orbits,
             "p_first": p_first,
@@ -340,22 +340,13 @@ def omnibus_for_orbits(
     return out
 
 
-def _to_global(index: xr.DataArray, lut: np.ndarray) -> xr.DataArray:
-    """Per-orbit time indices (-1 = none) to indices into the sorted acquisitions of all orbits."""
+def _lookup(index: xr.DataArray, table: np.ndarray, missing: int | np.datetime64) -> xr.DataArray:
+    """table[index] per pixel, `missing` where index is -1 (none); lazy on dask."""
     return xr.apply_ufunc(
-        lambda a: np.where(a >= 0, lut[np.maximum(a, 0)], _NONE).astype("int32"),
+        lambda a: np.where(a >= 0, table[np.maximum(a, 0)], missing).astype(table.dtype),
         index,
         dask="parallelized",
-        output_dtypes=[np.dtype("int32")],
-    )
-
-
-def _to_date(index: xr.DataArray, days: np.ndarray) -> xr.DataArray:
-    return xr.apply_ufunc(
-        lambda a: np.where(a >= 0, days[np.maximum(a, 0)], np.datetime64("NaT", "ns")),
-        index,
-        dask="parallelized",
-        output_dtypes=[np.dtype("datetime64[ns]")],
+        output_dtypes=[table.dtype],
     )
 
 
@@ -412,8 +403,8 @@ def date_sar_changes(
     pos = np.searchsorted(post_days, om_days)
     hit = (pos < post_days.size) & (post_days[np.minimum(pos, post_days.size - 1)] == om_days)
     lut = np.where(hit, pos, _NONE).astype("int32")
-    first_post = _to_global(om["first"], lut)
-    last_post = _to_global(om["last"], lut)
+    first_post = _lookup(om["first"], lut, _NONE)
+    last_post = _lookup(om["last"], lut, _NONE)
     dated = xr.where(first_post >= 0, first_post, last_post)
     use = det.mask & (dated >= 0)
     first = xr.where(use, dated, det.first).astype("int32")
