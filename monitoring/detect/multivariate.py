@@ -15,6 +15,7 @@ import xarray as xr
 from dask.delayed import delayed
 from scipy import integrate, ndimage, optimize, stats
 
+from monitoring.detect.sar import bh_threshold
 from monitoring.errors import DetectionError
 
 CHANGE_BANDS: tuple[str, ...] = ("B02", "B03", "B04", "B08", "B11", "B12")
@@ -519,8 +520,7 @@ def _bh_threshold(p: xr.DataArray, q: float, n: int) -> float:
     """
     small = _finite(p.where(p <= q))
     values = np.sort(np.asarray(small.compute() if isinstance(small, da.Array) else small))
-    ok = np.nonzero(values <= q * np.arange(1, values.size + 1) / n)[0]
-    return float(values[ok[-1]]) if ok.size else -1.0
+    return float(bh_threshold(values, q, n)) if values.size else -1.0
 
 
 def change_mask(
