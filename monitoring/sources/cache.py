@@ -63,6 +63,12 @@ _STALE_TMP_S = 3600.0
 """Temp files older than this are leftovers of a crashed writer and are removed during eviction."""
 
 
+_NPZ_READ_LOCK = threading.Lock()
+"""One npz read at a time: numpy parses each array header with ast.literal_eval, and CPython 3.11's AST
+constructor is not thread-safe (python/cpython#106905: 'AST constructor recursion depth mismatch' when dask's
+threads read cached scenes at once). Reads are local and small; the lock costs little."""
+
+
 @dataclass(frozen=True)
 class SceneKey:
     """What identifies one cached load: the same key always means the same pixels."""
@@ -251,7 +257,7 @@ class SceneCache:
 
     def _read_npz(self, path: Path, key: SceneKey) -> dict[str, np.ndarray] | None:
         try:
-            with np.load(path, allow_pickle=False) as z:
+            with _NPZ_READ_LOCK, np.load(path, allow_pickle=False) as z:
                 if str(z["__key__"]) != key.as_json():
                     log.warning("scene cache entry %s holds another key (hash collision?); reloading", path)
                     return None
