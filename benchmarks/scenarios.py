@@ -428,6 +428,10 @@ def print_scenario(res: dict[str, Any]) -> None:
     )
     print(f"alerts by confidence: {s['alerts_by_confidence']}; not true: {s['not_true_by_confidence']}")
     print(
+        f"set aside as farm burning (not alerts): {res.get('set_aside_as_farm_burning', 0)}; events among them: "
+        f"{', '.join(res.get('events_set_aside', [])) or 'none'}"
+    )
+    print(
         f"on farm burns: {s['farm_burn_alerts']} ({s['farm_burn_alerts_high']} high/highest; "
         f"{s['farm_burn_ha']} ha of burnt stubble visible in the after window) | on flooded paddy: "
         f"{s['flooded_paddy_alerts']} ({s['flooded_paddy_alerts_high']} high/highest) | touching paddy: "

@@ -636,4 +636,10 @@ def evaluate_scenario_cmd(
             f"land, {res['unchanged_km2']} km²); largest {res['largest_false_alert_ha']} ha; wrong type: "
             f"{res['wrong_type']}"
         )
+        if res["set_aside_as_farm_burning"]:
+            hidden = ", ".join(res["events_set_aside"]) or "none"
+            out_console.print(
+                f"set aside as farm burning (not alerts, not scored): {res['set_aside_as_farm_burning']} burns "
+                f"on cropland; events among them: {hidden}"
+            )
         _write_json(res, json_path)

@@ -143,6 +143,10 @@ class ThresholdSettings(_Strict):
     """Minimum mapping unit: smaller alerts are dropped (RADD/GFW report reliably from 0.2 ha)."""
     min_observed_fraction: Annotated[float, Field(ge=0, le=1)] = 0.5
     """Below this share of clear pixels in the after window a hot spot is reported as 'not observed'."""
+    farm_burning_min_fields: Annotated[int, Field(ge=1)] = 5
+    """Burn scars on cropland, seen by one sensor only, in one area and one after window, from which on the area
+    is taken to be in its farm-burning season: they are then set aside as context (shown, not counted as
+    alerts). Fewer are kept as low-confidence alerts: one or two field fires is not a season."""
 
 
 class SentinelHubSettings(_Strict):

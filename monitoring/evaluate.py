@@ -72,6 +72,10 @@ class AreaScore:
     wrong_type: list[Alert]
     """Alerts on an event of another type."""
     unchanged_km2: float
+    set_aside: int = 0
+    """Burns set aside as the season's farm burning (HotspotResult.seasonal_burns): not alerts, not scored."""
+    events_set_aside: list[str] = field(default_factory=list)
+    """Events missed as alerts that the set-aside burns cover (as FOUND_SHARE): what setting them aside cost."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -92,6 +96,8 @@ class AreaScore:
             "largest_false_alert_ha": max((a.area_ha for a in self.false_alerts), default=0.0),
             "wrong_type": len(self.wrong_type),
             "unchanged_km2": self.unchanged_km2,
+            "set_aside": self.set_aside,
+            "events_set_aside": self.events_set_aside,
         }
 
 
@@ -114,14 +120,22 @@ def score_area(
     geobox: GeoBox,
     *,
     min_event_ha: float = 0.5,
+    set_aside: Sequence[Alert] = (),
 ) -> AreaScore:
-    """Per-type recall (events >= min_event_ha found with the right type) and precision of the alerts."""
+    """Per-type recall (events >= min_event_ha found with the right type) and precision of the alerts.
+
+    set_aside: the area's burns set aside as farm burning; they are not alerts and score nothing, but events
+    they would have found are named (events_set_aside)."""
     types = list(ChangeType)
     by_type = {t: TypeScore() for t in types}
     rasters = rasterise_alerts(alerts, geobox)
     union_by_type = {t: np.zeros(geobox.shape, bool) for t in types}
     for a, px in rasters:
         union_by_type[a.change_type] |= px
+    aside_by_type = {t: np.zeros(geobox.shape, bool) for t in types}
+    for a, px in rasterise_alerts(set_aside, geobox):
+        aside_by_type[a.change_type] |= px
+    events_set_aside: list[str] = []
     near_any = np.zeros(geobox.shape, bool)
     near_by_type = {t: np.zeros(geobox.shape, bool) for t in types}
     for ev in truth:
@@ -137,6 +151,8 @@ def score_area(
                 s.found_ids.append(ev.id)
             else:
                 s.missed.append(ev.id)
+                if ev.mask.any() and aside_by_type[ev.change_type][ev.mask].mean() >= FOUND_SHARE:
+                    events_set_aside.append(ev.id)
     false_alerts, wrong_type = [], []
     for a, px in rasters:
         s = by_type[a.change_type]
@@ -154,6 +170,8 @@ def score_area(
         false_alerts=false_alerts,
         wrong_type=wrong_type,
         unchanged_km2=float((~near_any).sum() * px_km2),
+        set_aside=len(set_aside),
+        events_set_aside=events_set_aside,
     )
 
 
@@ -164,7 +182,11 @@ def pool(scores: Iterable[AreaScore]) -> AreaScore:
     false_alerts: list[Alert] = []
     wrong: list[Alert] = []
     km2 = 0.0
+    aside = 0
+    events_aside: set[str] = set()
     for sc in scores:
+        aside += sc.set_aside
+        events_aside |= set(sc.events_set_aside)
         for t, s in sc.by_type.items():
             p = total.setdefault(t, TypeScore())
             p.alerts += s.alerts
@@ -176,7 +198,15 @@ def pool(scores: Iterable[AreaScore]) -> AreaScore:
         false_alerts += sc.false_alerts
         wrong += sc.wrong_type
         km2 += sc.unchanged_km2
-    return AreaScore(by_type=total, false_alerts=false_alerts, wrong_type=wrong, unchanged_km2=km2)
+    found = {i for s in total.values() for i in s.found_ids}
+    return AreaScore(
+        by_type=total,
+        false_alerts=false_alerts,
+        wrong_type=wrong,
+        unchanged_km2=km2,
+        set_aside=aside,
+        events_set_aside=sorted(events_aside - found),
+    )
 
 
 def evaluate_scenario(
@@ -212,7 +242,9 @@ def evaluate_scenario(
             aoi = aoi_from_hotspot(h)
             result = analyse_area(aoi, windows, source=source, settings=settings, run_dir=Path(tmp))
             truth = source.ground_truth(aoi, run_date)
-            sc = score_area(result.alerts, truth, aoi.geobox, min_event_ha=min_event_ha)
+            sc = score_area(
+                result.alerts, truth, aoi.geobox, min_event_ha=min_event_ha, set_aside=result.seasonal_burns
+            )
             scores.append(sc)
             areas[h.id] = sc.as_dict() | {
                 "optical_observed_fraction": result.coverage.optical_observed_fraction
@@ -232,5 +264,7 @@ def evaluate_scenario(
         "largest_false_alert_ha": summary["largest_false_alert_ha"],
         "wrong_type": summary["wrong_type"],
         "unchanged_km2": round(total.unchanged_km2, 2),
+        "set_aside_as_farm_burning": summary["set_aside"],
+        "events_set_aside": summary["events_set_aside"],
         "areas": areas,
     }

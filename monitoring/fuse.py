@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import xarray as xr
 
 from monitoring.detect.result import Detection
-from monitoring.results import Confidence
+from monitoring.results import Alert, ChangeType, Confidence
 
 NONE, BURN, SOIL, STRUCTURE = 0, 1, 2, 3
 """Pixel codes of the fused map. SOIL becomes earthworks or crater field per region (vectorise)."""
@@ -56,3 +56,22 @@ def confidence_tier(
     if observations >= 2 or len(set(methods)) >= 2:
         return Confidence.HIGH
     return Confidence.LOW
+
+
+def set_aside_farm_burning(alerts: Sequence[Alert], *, min_fields: int) -> tuple[list[Alert], list[Alert]]:
+    """(alerts, seasonal burns): where farmers are burning, burns on cropland are context, not alerts.
+
+    In the dry season the rice plains burn their stubble field by field, and one sensor cannot tell those fires
+    from a field set alight by shelling. Like the war-fire model's test against the season's normal fire activity,
+    the area's own window decides: with at least `min_fields` single-sensor burn scars on cropland (`seasonal`
+    alerts) the season is under way, and every one of them is set aside (kept for the map and the GeoJSON, not
+    counted or listed as an alert). Fewer stay alerts at low confidence. Burns that another sensor corroborates,
+    burns off cropland and every other change type are never set aside.
+    """
+    seasonal = [
+        a for a in alerts if a.seasonal and a.change_type is ChangeType.BURN_SCAR and len(set(a.sensors)) < 2
+    ]
+    if len(seasonal) < min_fields:
+        return list(alerts), []
+    aside = {a.id for a in seasonal}
+    return [a for a in alerts if a.id not in aside], seasonal

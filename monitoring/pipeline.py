@@ -28,9 +28,9 @@ from monitoring.detect import (
 from monitoring.detect.omnibus import date_sar_changes
 from monitoring.detect.sar import to_db
 from monitoring.errors import ConfigError, DetectionError
-from monitoring.fuse import fuse_change_types
+from monitoring.fuse import fuse_change_types, set_aside_farm_burning
 from monitoring.preprocess import add_indices, composite, latest_clear, mask_clouds
-from monitoring.results import Coverage, HotspotResult, Windows, area_dir
+from monitoring.results import Alert, Coverage, HotspotResult, Windows, area_dir
 from monitoring.sources.base import ImagerySource, check_optical, check_sar
 from monitoring.vectorise import Evidence, vectorise_alerts
 
@@ -290,7 +290,8 @@ def analyse_area(
             "earthworks and craters are not assessed in the rest"
         )
 
-    alerts = []
+    alerts: list[Alert] = []
+    seasonal_burns: list[Alert] = []
     if "codes" in c:
         base_days = [d for d in clear_days if d <= baseline_end]
         evidence = Evidence(
@@ -306,6 +307,7 @@ def analyse_area(
             landcover=c.get("landcover"),
         )
         alerts = vectorise_alerts(evidence, geobox=aoi.geobox, area_id=aoi.id, mmu_ha=th.mmu_ha)
+        alerts, seasonal_burns = set_aside_farm_burning(alerts, min_fields=th.farm_burning_min_fields)
 
     out = area_dir(run_dir, aoi.id)
     chips = None
@@ -325,6 +327,7 @@ def analyse_area(
         warnings=warnings,
         coverage=coverage,
         alerts=alerts,
+        seasonal_burns=seasonal_burns,
         scene_ids=scene_ids,
         chips=chips,
         seconds=round(time.perf_counter() - t0, 2),

@@ -79,6 +79,9 @@ class Alert(_Record):
     saw: with first_observed it brackets when the ground kept changing (e.g. repeated strikes)."""
     land_cover: str | None = None
     """Dominant land cover under the alert (ESA WorldCover class name), where the source has land cover."""
+    seasonal: bool = False
+    """A change the season makes there routinely: a burn scar mostly on cropland (stubble burning in the dry
+    season). More looks of it do not make it conflict; it stays low confidence until another sensor agrees."""
     thermal_detections: int | None = None
     """Active-fire detections nearby; None = thermal data not checked in this run."""
     scene_ids: list[str]
@@ -140,6 +143,10 @@ class HotspotResult(_Record):
     """What limited the analysis without stopping it (e.g. no SAR after the baseline)."""
     coverage: Coverage | None = None
     alerts: list[Alert] = Field(default_factory=list)
+    seasonal_burns: list[Alert] = Field(default_factory=list)
+    """Burn scars on cropland set aside as the season's farm burning (fuse.set_aside_farm_burning): where many
+    fields burnt in the same window, single-sensor burns on cropland are shown as context, not counted as alerts.
+    Same records as alerts, so a GIS analyst can still inspect each one."""
     scene_ids: list[str] = Field(default_factory=list)
     chips: str | None = None
     """File name (inside the area folder) of chips.npz: before_rgb, after_rgb (uint8 HxWx3), unobserved (bool: no

@@ -417,6 +417,7 @@ def vectorise_alerts(
             s for m in sorted(methods) for s in _scenes_between(evidence, m, before_i if m == method else -1)
         ]
         lc_name, crop_share = _land_cover(evidence.landcover, pix)
+        seasonal = ctype is ChangeType.BURN_SCAR and crop_share >= 0.5
         geom = polys[k]
         c = geom.centroid
         ll = (
@@ -436,12 +437,10 @@ def vectorise_alerts(
                 if before_i >= 0
                 else evidence.baseline_last.get(method, evidence.baseline_last_clear),
                 confidence=confidence_tier(
-                    sensors=sensors,
-                    methods=methods - {"cva"},
-                    observations=obs,
-                    seasonal=ctype is ChangeType.BURN_SCAR and crop_share >= 0.5,
+                    sensors=sensors, methods=methods - {"cva"}, observations=obs, seasonal=seasonal
                 ),
                 land_cover=lc_name,
+                seasonal=seasonal,
                 severity=burn_severity(float(score.mean()))
                 if ctype is ChangeType.BURN_SCAR and score.size
                 else None,

@@ -64,3 +64,20 @@ def test_an_event_seen_from_two_areas_counts_once() -> None:
     )
     s = pool([a, b]).by_type[ChangeType.BURN_SCAR]
     assert (s.events, s.found, s.missed) == (2, 2, [])
+
+
+def test_events_among_the_burns_set_aside_are_named() -> None:
+    aoi = tiny_aoi()
+    codes = np.zeros(aoi.shape, "uint8")
+    codes[5:15, 5:15] = BURN
+    codes[30:40, 30:40] = BURN
+    burns = vectorise_alerts(_evidence(codes), geobox=aoi.geobox, area_id="x", mmu_ha=0.2)
+    mask = np.zeros(aoi.shape, bool)
+    mask[5:15, 5:15] = True
+    truth = [_Truth("fire", ChangeType.BURN_SCAR, 1.0, mask)]
+    # Both burns set aside: the event is missed, and named as lying among them; neither burn is a false alert.
+    sc = score_area([], truth, aoi.geobox, min_event_ha=0.5, set_aside=burns)
+    assert sc.by_type[ChangeType.BURN_SCAR].missed == ["fire"]
+    assert sc.events_set_aside == ["fire"] and sc.set_aside == 2 and sc.false_alerts == []
+    total = pool([sc, score_area([], [], aoi.geobox, set_aside=burns[:1])])
+    assert total.set_aside == 3 and total.events_set_aside == ["fire"]

@@ -162,8 +162,8 @@ def test_a_burn_on_cropland_stays_low_however_often_it_is_seen() -> None:
     lc[0:20, 0:20] = 40  # the first burn lies on cropland
     ev = Evidence(**{**ev.__dict__, "landcover": lc})
     alerts = {a.land_cover: a for a in vectorise_alerts(ev, geobox=aoi.geobox, area_id="x", mmu_ha=0.2)}
-    assert alerts["cropland"].confidence is Confidence.LOW
-    assert alerts["tree cover"].confidence is Confidence.HIGH
+    assert alerts["cropland"].confidence is Confidence.LOW and alerts["cropland"].seasonal
+    assert alerts["tree cover"].confidence is Confidence.HIGH and not alerts["tree cover"].seasonal
 
 
 def test_burn_severity_classes() -> None:

@@ -34,6 +34,8 @@ CHANGE_COLOURS: dict[ChangeType, str] = {
     ChangeType.VEGETATION_LOSS: "#ffffff",
 }
 UNOBSERVED_RGBA = (0.35, 0.35, 0.35, 0.6)
+FARM_BURNING_COLOUR = "#d9d9d9"
+"""Burns set aside as the season's farm burning: context, drawn thin and pale beneath the alerts."""
 DPI = 150
 FIG_SIZE_IN = (7.2, 5.2)
 
@@ -149,6 +151,10 @@ def render_area_figure(result: HotspotResult, chips: Chips, *, order: list[Alert
     _panel(ax_before, chips.before_rgb, extent, f"Before  {date_range(w.before)}")
     _panel(ax_after, chips.after_rgb, extent, f"After  {date_range(w.after)}")
     _hatch_unobserved(ax, chips.unobserved, extent)
+    for alert in result.seasonal_burns:
+        for poly in alert_polygons(alert, result.crs):
+            x, y = poly.exterior.xy
+            ax.plot(x, y, color=FARM_BURNING_COLOUR, linewidth=0.7, linestyle=(0, (2, 1)))
     present: list[ChangeType] = []
     for number, alert in enumerate(order, start=1):
         colour = CHANGE_COLOURS[alert.change_type]
@@ -195,6 +201,12 @@ def render_area_figure(result: HotspotResult, chips: Chips, *, order: list[Alert
         Line2D([], [], color=CHANGE_COLOURS[t], linewidth=2.2, path_effects=_HALO, label=CHANGE_LABELS[t])
         for t in present
     ]
+    if result.seasonal_burns:
+        handles.append(
+            Line2D(
+                [], [], color=FARM_BURNING_COLOUR, linewidth=1.2, linestyle=(0, (2, 1)), label="Farm burning"
+            )
+        )
     if chips.unobserved.any():
         handles.append(
             Patch(facecolor=UNOBSERVED_RGBA, edgecolor="white", hatch="////", label="No clear optical view")

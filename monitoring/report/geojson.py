@@ -15,7 +15,7 @@ from monitoring.errors import ReportError
 from monitoring.report._atomic import write_text_atomic
 from monitoring.report.load import sort_results
 from monitoring.report.text import coverage_line, notice, observation_status, statement
-from monitoring.results import CHANGE_LABELS, HotspotResult
+from monitoring.results import CHANGE_LABELS, Alert, HotspotResult
 
 DECIMALS = 6
 """RFC 7946 §11.2: six decimals of a degree is about 10 cm, finer than any 10 m pixel."""
@@ -75,9 +75,11 @@ def _scalar(v: Any) -> Any:
     return v
 
 
-def _alert_feature(result: HotspotResult, alert_index: int, *, simulated: bool) -> dict[str, Any]:
-    alert = result.alerts[alert_index]
-    props: dict[str, Any] = {"feature_type": "alert"}
+def _alert_feature(
+    result: HotspotResult, alert: Alert, *, simulated: bool, feature_type: str = "alert"
+) -> dict[str, Any]:
+    """An alert, or (feature_type 'seasonal_burn') a burn set aside as the season's farm burning."""
+    props: dict[str, Any] = {"feature_type": feature_type}
     for key, value in alert.model_dump(exclude={"geometry"}).items():
         props[key] = [_scalar(x) for x in value] if isinstance(value, list) else _scalar(value)
     props.update(
@@ -127,6 +129,8 @@ def _observation_feature(result: HotspotResult, *, simulated: bool) -> dict[str,
         "sar_before_start": w.sar_before[0].isoformat(),
         "sar_before_end": w.sar_before[1].isoformat(),
         "alert_count": len(result.alerts),
+        "seasonal_burn_count": len(result.seasonal_burns),
+        "seasonal_burn_ha": round(sum(a.area_ha for a in result.seasonal_burns), 2),
         "scene_count": len(result.scene_ids),
         "source": result.source,
         "simulated": simulated,
@@ -154,14 +158,16 @@ def feature_collection(
     simulated: bool,
     generated: datetime | None = None,
 ) -> dict[str, Any]:
-    """The briefing's FeatureCollection: area footprints first (drawn underneath), then alerts by size."""
+    """The briefing's FeatureCollection: area footprints first (drawn underneath), then per area its alerts by
+    size and the burns set aside as farm burning (feature_type 'seasonal_burn', not alerts)."""
     results = sort_results(results)
     # A single simulated input makes the whole briefing simulated: never under-label.
     simulated = simulated or any(r.simulated for r in results)
     features = [_observation_feature(r, simulated=simulated) for r in results]
     for r in results:
-        order = sorted(range(len(r.alerts)), key=lambda i: (-r.alerts[i].area_ha, r.alerts[i].id))
-        features.extend(_alert_feature(r, i, simulated=simulated) for i in order)
+        for kind, alerts in (("alert", r.alerts), ("seasonal_burn", r.seasonal_burns)):
+            order = sorted(alerts, key=lambda a: (-a.area_ha, a.id))
+            features.extend(_alert_feature(r, a, simulated=simulated, feature_type=kind) for a in order)
     fc: dict[str, Any] = {
         "type": "FeatureCollection",
         "name": "briefing",

@@ -261,6 +261,14 @@ def _counts_text(results: list[HotspotResult]) -> str:
         text += f"<b>{len(alerts)} change alert{plural}</b> ({conf_text} confidence; {new} new)."
     else:
         text += "<b>No change alerts</b> in the observed parts."
+    aside = [a for r in results for a in r.seasonal_burns]
+    if aside:
+        areas = sum(1 for r in results if r.seasonal_burns)
+        text += (
+            f" {len(aside)} burnt patches on cropland in {areas} area{'s' if areas != 1 else ''} "
+            f"({sum(a.area_ha for a in aside):,.0f} ha) look like the season's farm burning: shown on the maps, "
+            "not counted as alerts."
+        )
     return text
 
 
@@ -655,6 +663,11 @@ def _figure(
         + (
             "; hatched grey: no clear optical view (burn scars, craters and earthworks not assessed there; radar coverage is in the statement above)"
             if chips.unobserved.any()
+            else ""
+        )
+        + (
+            "; pale dashed: burns on cropland set aside as the season's farm burning (context, not alerts)"
+            if result.seasonal_burns
             else ""
         )
         + ". Right: true-colour composites before and after. All three panels show the same area."

@@ -95,9 +95,23 @@ def statement(result: HotspotResult) -> str:
         if cov.not_observed_fraction > 0:
             rest += f"; {pct(cov.not_observed_fraction)} was seen by neither sensor"
         rest += "."
-    if n == 0:
-        return NO_CHANGE + rest
-    return f"{n} change alert{'s' if n != 1 else ''} in the observed part." + rest
+    said = NO_CHANGE if n == 0 else f"{n} change alert{'s' if n != 1 else ''} in the observed part."
+    return said + rest + (" " + farm_burning_line(result) if result.seasonal_burns else "")
+
+
+def farm_burning_line(result: HotspotResult) -> str:
+    """What the set-aside seasonal burns are and why they are not alerts; '' without any."""
+    burns = result.seasonal_burns
+    if not burns:
+        return ""
+    ha = sum(a.area_ha for a in burns)
+    first = min(a.first_observed for a in burns)
+    last = max(a.last_observed for a in burns)
+    return (
+        f"Farm burning: {len(burns)} burnt patches on cropland ({ha:,.1f} ha, seen {first.isoformat()} to "
+        f"{last.isoformat()}) look like the season's stubble burning and are shown as context, not counted as "
+        "alerts; from one sensor a fire started by shelling among them cannot be told apart."
+    )
 
 
 def highest_confidence(alerts: list[Alert]) -> Confidence | None:

@@ -172,3 +172,21 @@ def test_bad_geometry_names_the_alert_and_leaves_no_file(tmp_path: Path) -> None
     with pytest.raises(ReportError, match=bad.id):
         _write(tmp_path, results)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_burns_set_aside_as_farm_burning_are_context_not_alerts(tmp_path: Path) -> None:
+    results = _results()
+    i = [r.area_id for r in results].index("preah-vihear")
+    r = results[i]
+    burns = [a.model_copy(update={"seasonal": True}) for a in r.alerts[:2]]
+    results[i] = r.model_copy(update={"alerts": r.alerts[2:], "seasonal_burns": burns})
+    path, fc = _write(tmp_path, results)
+    df = gpd.read_file(path)
+    assert (df["feature_type"] == "alert").sum() == sum(len(x.alerts) for x in results)
+    aside = df[df["feature_type"] == "seasonal_burn"]
+    assert sorted(aside["id"]) == sorted(a.id for a in burns) and aside["seasonal"].all()
+    obs = next(f["properties"] for f in fc["features"] if f["id"] == "area:preah-vihear")
+    assert obs["alert_count"] == len(r.alerts) - 2 and obs["seasonal_burn_count"] == 2
+    assert obs["seasonal_burn_ha"] == pytest.approx(sum(a.area_ha for a in burns), abs=0.01)
+    assert "Farm burning: 2 burnt patches on cropland" in obs["statement"]
+    assert "not counted as alerts" in obs["statement"]

@@ -172,3 +172,18 @@ def test_without_thai_and_khmer_fonts_names_are_omitted_not_garbled(
     assert page_count(path) == 1 + len(results)
     assert "Thai and Khmer names not shown" in text
     assert "fonts-noto-core" in text
+
+
+@needs_pdftotext
+def test_farm_burning_is_shown_as_context_not_counted(tmp_path: Path) -> None:
+    results = _run(tmp_path, simulated=True)
+    i = [r.area_id for r in results].index("preah-vihear")
+    r = results[i]
+    burns = [a.model_copy(update={"seasonal": True}) for a in r.alerts[:2]]
+    results[i] = r.model_copy(update={"alerts": r.alerts[2:], "seasonal_burns": burns})
+    path = write_pdf(results, tmp_path / "b.pdf", run_date=RUN_DATE, source="simulator", simulated=True)
+    assert page_count(path) == 1 + len(results)
+    texts = [re.sub(r"\s+", " ", t) for t in page_texts(path)]
+    assert "2 burnt patches on cropland in 1 area" in texts[0]
+    page = next(t for t in texts[1:] if "Farm burning: 2 burnt patches" in t)
+    assert "not counted as alerts" in page and "pale dashed" in page
