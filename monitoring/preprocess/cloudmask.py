@@ -1,8 +1,9 @@
-"""Preprocess: clear-sky masks: a cloud probability (s2cloudless) with shadows projected along the sun, else SCL."""
+"""Preprocess: clear-sky masks: a cloud probability (s2cloudless) or SCL, with shadows projected along the sun."""
 
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
@@ -15,6 +16,7 @@ from monitoring.errors import DetectionError
 from monitoring.preprocess import shadow
 from monitoring.sources.base import (
     OPTICAL_BANDS,
+    OPTICAL_CLOUD_PROBABILITY,
     SCL_CIRRUS,
     SCL_CLOUD_HIGH,
     SCL_CLOUD_MEDIUM,
@@ -29,12 +31,21 @@ CLOUDY_SCL = (SCL_CLOUD_SHADOW, SCL_CLOUD_MEDIUM, SCL_CLOUD_HIGH, SCL_CIRRUS)
 """Classes grown by the dilation: SCL misses the thin edges of clouds and their shadows."""
 INVALID_SCL = (SCL_NO_DATA, SCL_SATURATED, SCL_DARK, SCL_SNOW)
 """Classes dropped as they are (dark areas are mostly terrain shadow here; no snow on the border)."""
+SCL_CASTERS = (SCL_CLOUD_MEDIUM, SCL_CLOUD_HIGH)
+"""SCL classes whose shadows the sun-direction test looks for. Cirrus is left out: it flies at 8-12 km, so its
+shadow would fall beyond the 200-4000 m band searched (shadow.SHADOW_HEIGHTS_M) and is faint anyway, and
+Sen2Cor's cirrus class also spreads over bright ground: projecting it would test wide strips of land for
+darkness and find nothing but dark land."""
+CASTER_SHARE = 0.5
+"""A 60 m cell casts a shadow where SCL calls at least half of its pixels cloud: a majority, so that the odd
+bright roof Sen2Cor takes for cloud does not cast one, while any cloud larger than a cell does."""
 
 S2CLOUDLESS_BANDS: tuple[str, ...] = ("B01", "B02", "B04", "B05", "B08", "B8A", "B09", "B10", "B11", "B12")
 """The ten L1C top-of-atmosphere bands s2cloudless's model reads, in its order. B10 (cirrus) exists only in L1C,
 so an image that has it is top-of-atmosphere, which is what the model was trained on."""
-PROB_LAYERS: dict[str, float] = {"cloud_prob": 1.0, "CLP": 255.0}
-"""Ready cloud-probability layers and their full scale: `cloud_prob` 0-1, Sentinel Hub's CLP 0-255."""
+PROB_LAYERS: dict[str, float] = OPTICAL_CLOUD_PROBABILITY
+"""Ready cloud-probability layers and their full scale (the source contract's): `cloud_prob` 0-1, Sentinel Hub's
+CLP 0-255; the first an image has is used."""
 PROB_THRESHOLD = 0.4
 """s2cloudless's default: a cell is cloud where its averaged probability exceeds this."""
 CELL_PX = 6
@@ -48,7 +59,16 @@ DILATE_CELLS = 2
 """Radius (cells) the cloud and shadow masks are grown by: s2cloudless's recommended dilation_size at 60 m
 (120 m; 11 px at 10 m)."""
 
-Method = Literal["auto", "probability", "scl"]
+DARK_BANDS: tuple[str, ...] = ("B08", "B11")
+"""Bands a cell must be dark in to be shadow (see shadow.SHADOW_DARK): NIR and SWIR."""
+SCL_DARK_BANDS: tuple[str, ...] = ("B04", *DARK_BANDS)
+"""The SCL path also wants the red dark. Shadow takes the direct sun away at every wavelength, and in the red
+the diffuse sky is still a small share of the light, so a shaded cell is dark there too; wet ground (flooded
+paddy while rice is transplanted, marsh, wet soil) is dark in NIR and SWIR only, as water absorbs beyond 700 nm,
+and in the monsoon scenes of benchmarks/cloudmask.py it made most of the clear land the test threw away. The
+probability path keeps DARK_BANDS until benchmarks/oscd.py has measured the red test on real scenes."""
+
+Method = Literal["auto", "probability", "scl", "scl+shadow"]
 
 
 # --- Small array helpers: each takes numpy or dask, over the last two axes (y, x) ---------------------------
@@ -241,30 +261,51 @@ def _cloud_cells(prob: Any) -> Any:
     return avg > PROB_THRESHOLD
 
 
+def _nanmedian_block(block: np.ndarray) -> np.ndarray:
+    # A date without clear land (overcast) has no reference: NaN, which no cell is darker than; not a warning.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmedian(block, axis=(-2, -1), keepdims=True).astype(block.dtype)
+
+
 def _median(values: Any) -> Any:
-    """NaN-ignoring median over the last two axes (lazy on dask: the cells of one image, 1/36 of a band)."""
-    if isinstance(values, da.Array):
-        return da.nanmedian(values, axis=(-2, -1), keepdims=True)
-    with np.errstate(all="ignore"):
-        return np.nanmedian(values, axis=(-2, -1), keepdims=True) if np.isfinite(values).any() else np.nan
+    """NaN-ignoring median over the last two axes, kept as (1, 1) (lazy on dask: one image's cells, 1/36 of a
+    band, in one block)."""
+    if not isinstance(values, da.Array):
+        return _nanmedian_block(np.asarray(values))
+    lead = values.ndim - 2
+    whole = values.rechunk({lead: -1, lead + 1: -1})
+    return whole.map_blocks(_nanmedian_block, chunks=(*whole.chunks[:lead], (1,), (1,)), dtype=whole.dtype)
 
 
 def _shadow_cells(
-    ds: xr.Dataset, cloud: Any, grown: Any, angles: shadow.SunAngles, cell_m: tuple[float, float]
+    ds: xr.Dataset,
+    cloud: Any,
+    angles: shadow.SunAngles,
+    cell_m: tuple[float, float],
+    *,
+    not_shadow: Any,
+    not_land: Any,
+    dark_bands: tuple[str, ...],
 ) -> Any:
-    """Cells in the projection band of the clouds that are dark in NIR and SWIR relative to clear land."""
+    """Cells in the projection band of the `cloud` cells that are dark in every one of `dark_bands` relative
+    to clear land (darker than shadow.SHADOW_DARK times its median there).
+
+    `not_land` cells (clouds and their rims, flagged shadow) stay out of the clear-land reference; `not_shadow`
+    cells are never called shadow.
+    """
     offsets = shadow.shadow_offsets(angles, cell_m)
     if offsets.size == 0:
-        return grown & False
+        return cloud & False
     band = _overlap(cloud, _project, shadow.reach(offsets), offsets=offsets, dtype=bool)
-    nir, swir = to_cells(ds["B08"].astype("float32").data), to_cells(ds["B11"].astype("float32").data)
-    clear_land = ~grown
+    cells = {b: to_cells(ds[b].astype("float32").data) for b in dict.fromkeys((*dark_bands, "B08"))}
+    clear_land = ~not_land
     if "B03" in ds.data_vars:  # open water (NDWI > 0: green above NIR) is dark in its own right, not land
-        clear_land = clear_land & ~(to_cells(ds["B03"].astype("float32").data) > nir)
-    ref_nir = _median(_where(clear_land, nir))
-    ref_swir = _median(_where(clear_land, swir))
-    dark = (nir < shadow.SHADOW_DARK * ref_nir) & (swir < shadow.SHADOW_DARK * ref_swir)
-    return band & dark & ~grown
+        clear_land = clear_land & ~(to_cells(ds["B03"].astype("float32").data) > cells["B08"])
+    dark = band & ~not_shadow
+    for b in dark_bands:
+        dark = dark & (cells[b] < shadow.SHADOW_DARK * _median(_where(clear_land, cells[b])))
+    return dark
 
 
 def _where(cond: Any, values: Any) -> Any:
@@ -275,27 +316,73 @@ def _project(block: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     return shadow.project_along_sun(block, offsets)
 
 
-def _date_masks(ds: xr.Dataset, source: str, *, shadows: bool) -> tuple[Any, Any, str]:
+def _grown_shadow(
+    ds: xr.Dataset, cloud: Any, *, not_shadow: Any, not_land: Any, dark_bands: tuple[str, ...] = DARK_BANDS
+) -> tuple[Any, str]:
+    """Shadow cells of the `cloud` cells of one date, grown by DILATE_CELLS, and a note on the sun.
+
+    All False, with the reason in the note, where the image has no sun angles or lacks a band of dark_bands.
+    """
+    angles = shadow.sun_angles(ds)
+    if angles is None:
+        return cloud & False, "no sun angles: no shadow test"
+    missing = [b for b in dark_bands if b not in ds.data_vars]
+    if missing:
+        return cloud & False, f"no {'/'.join(missing)} to test darkness: no shadow test"
+    px = shadow.pixel_size_m(ds)
+    cell_m = (px[0] * CELL_PX, px[1] * CELL_PX)
+    core = _shadow_cells(
+        ds, cloud, angles, cell_m, not_shadow=not_shadow, not_land=not_land, dark_bands=dark_bands
+    )
+    grown = _overlap(core, _dilate_2d, (DILATE_CELLS, DILATE_CELLS), radius=DILATE_CELLS, dtype=bool)
+    return grown, f"sun azimuth {angles[0]:.1f} deg, zenith {angles[1]:.1f} deg"
+
+
+def _like(ds: xr.Dataset, fallback: str) -> xr.DataArray:
+    """The layer whose grid and chunks the masks take: the first optical band, else `fallback`."""
+    return ds[OPTICAL_BANDS[0]] if OPTICAL_BANDS[0] in ds.data_vars else ds[fallback]
+
+
+def _date_masks(ds: xr.Dataset, source: str, *, shadows: bool) -> tuple[tuple[Any, ...], str]:
     """(cloud, shadow) booleans on the 10 m grid of one single-date (y, x) image, and a note on the sun."""
     prob = _probability_cells(ds, source)
     cloud = _cloud_cells(prob)
     grown = _overlap(cloud, _dilate_2d, (DILATE_CELLS, DILATE_CELLS), radius=DILATE_CELLS, dtype=bool)
-    angles = shadow.sun_angles(ds) if shadows else None
-    shade = grown & False
-    if not shadows:
-        note = "shadow test off"
-    elif angles is None:
-        note = "no sun angles: no shadow test"
-    elif not {"B08", "B11"} <= set(map(str, ds.data_vars)):
-        note = "no B08/B11 to test darkness: no shadow test"
+    if shadows:
+        shade, note = _grown_shadow(ds, cloud, not_shadow=grown, not_land=grown)
     else:
-        px = shadow.pixel_size_m(ds)
-        cell_m = (px[0] * CELL_PX, px[1] * CELL_PX)
-        core = _shadow_cells(ds, cloud, grown, angles, cell_m)
-        shade = _overlap(core, _dilate_2d, (DILATE_CELLS, DILATE_CELLS), radius=DILATE_CELLS, dtype=bool)
-        note = f"sun azimuth {angles[0]:.1f} deg, zenith {angles[1]:.1f} deg"
-    like = ds[OPTICAL_BANDS[0]].data if OPTICAL_BANDS[0] in ds.data_vars else ds[source].data
-    return from_cells(grown, like), from_cells(shade & ~grown, like), note
+        shade, note = grown & False, "shadow test off"
+    like = _like(ds, source).data
+    return (from_cells(grown, like), from_cells(shade & ~grown, like)), note
+
+
+def _scl_shadow_date(ds: xr.Dataset) -> tuple[tuple[Any, ...], str]:
+    """The sun-direction shadow of SCL's clouds on the 10 m grid of one single-date (y, x) image, and a note."""
+    casters = to_cells(ds["SCL"].isin(SCL_CASTERS).data) >= CASTER_SHARE
+    # Any flagged pixel keeps a cell out of the clear-land reference: clouds, cirrus and SCL's own shadows
+    # would pull the median down and make the test stricter than "half as bright as sunlit land".
+    flagged = to_cells(ds["SCL"].isin(CLOUDY_SCL).data) > 0
+    shade, note = _grown_shadow(ds, casters, not_shadow=casters, not_land=flagged, dark_bands=SCL_DARK_BANDS)
+    return (from_cells(shade, _like(ds, "SCL").data),), note
+
+
+def _per_date(
+    ds: xr.Dataset, fn: Callable[[xr.Dataset], tuple[tuple[Any, ...], str]], like: xr.DataArray, n: int
+) -> tuple[list[Any], str]:
+    """fn's n layers for each date of a (time, y, x) image, stacked over time (or of a (y, x) image), on the
+    chunks of `like`, and fn's notes joined. Each date has its own sun and clear-land median: never mixed."""
+    if "time" not in ds.dims:
+        layers, note = fn(ds)
+        out = list(layers)
+    elif ds.sizes["time"] == 0:
+        out, note = [like.data.astype(bool)] * n, ""
+    else:
+        parts = [fn(ds.isel(time=i)) for i in range(ds.sizes["time"])]
+        out = [_stack([p[0][k] for p in parts]) for k in range(n)]
+        note = "; ".join(p[1] for p in parts)
+    if isinstance(like.data, da.Array):
+        out = [da.asarray(o).rechunk(like.data.chunks) for o in out]
+    return out, note
 
 
 def cloud_shadow_masks(ds: xr.Dataset, *, shadows: bool = True) -> xr.Dataset:
@@ -309,19 +396,33 @@ def cloud_shadow_masks(ds: xr.Dataset, *, shadows: bool = True) -> xr.Dataset:
     on dask. attrs["sun"] says which sun angles were used.
     """
     source = _require_source(ds)
-    if "time" in ds.dims:
-        parts = [_date_masks(ds.isel(time=i), source, shadows=shadows) for i in range(ds.sizes["time"])]
-        cloud, shade = _stack([p[0] for p in parts]), _stack([p[1] for p in parts])
-        notes = "; ".join(p[2] for p in parts)
-    else:
-        cloud, shade, notes = _date_masks(ds, source, shadows=shadows)
-    like = ds[OPTICAL_BANDS[0]] if OPTICAL_BANDS[0] in ds.data_vars else ds[source]
-    if isinstance(like.data, da.Array) and isinstance(cloud, da.Array):
-        cloud, shade = cloud.rechunk(like.data.chunks), shade.rechunk(like.data.chunks)
+    like = _like(ds, source)
+    (cloud, shade), notes = _per_date(ds, lambda one: _date_masks(one, source, shadows=shadows), like, 2)
     return xr.Dataset(
         {"cloud": like.copy(data=cloud).astype(bool), "shadow": like.copy(data=shade).astype(bool)},
         attrs={"cloud_source": source, "sun": notes},
     )
+
+
+def scl_shadow_mask(ds: xr.Dataset) -> xr.DataArray:
+    """Boolean `shadow`: where SCL's clouds shade the ground, found along the sun as `cloud_shadow_masks` does.
+
+    For L2A images without a cloud probability. Sen2Cor's own shadow class misses shadows (and its cloud class
+    the thin edges, which its dilation covers), so the clouds it does flag (medium and high probability, not
+    cirrus: see SCL_CASTERS) are projected along the sun's azimuth for cloud bases at 200-4000 m, on 60 m
+    cells, and the cells there darker than half the scene's clear-land median in red, NIR and SWIR are shadow
+    (the red keeps flooded fields out: SCL_DARK_BANDS), grown by 120 m. The cells, projection, reference and
+    growth are those of the probability path. Per date, lazily on dask; all False (attrs["sun"] says why)
+    without sun angles or without B04/B08/B11.
+    """
+    if "SCL" not in ds.data_vars:
+        raise DetectionError(
+            f"No SCL layer to project shadows from (the image has {sorted(map(str, ds.data_vars))}); "
+            "give SCL, or use cloud_shadow_masks with a cloud probability."
+        )
+    like = _like(ds, "SCL")
+    (shade,), notes = _per_date(ds, _scl_shadow_date, like, 1)
+    return like.copy(data=shade).astype(bool).rename("shadow").assign_attrs(sun=notes)
 
 
 # --- Clear mask ----------------------------------------------------------------------------------------------
@@ -338,11 +439,13 @@ def _scl_cloudy(ds: xr.Dataset, dilate_px: int) -> xr.DataArray:
 def clear_mask(ds: xr.Dataset, *, dilate_px: int = 2, method: Method = "auto") -> xr.DataArray:
     """True where a pixel is clear: not cloud, cirrus, shadow or no data.
 
-    method "scl" reads the scene classification: cloud, cirrus and shadow classes grown by dilate_px pixels,
-    no-data, saturated, dark and snow dropped as they are. "probability" uses `cloud_shadow_masks` (a cloud
-    probability and shadows projected along the sun), and SCL on top where the image has it. "auto" (default)
-    takes "probability" where the image has a probability layer or s2cloudless's L1C bands, else "scl": an
-    image with only the six L2A bands and SCL is masked exactly as before.
+    method "scl" reads the scene classification alone, exactly as Sen2Cor wrote it: cloud, cirrus and shadow
+    classes grown by dilate_px pixels, no-data, saturated, dark and snow dropped as they are. "scl+shadow" adds
+    the shadows of SCL's clouds found along the sun (`scl_shadow_mask`): Sen2Cor misses part of them.
+    "probability" uses `cloud_shadow_masks` (a cloud probability and shadows projected along the sun), and SCL
+    on top where the image has it. "auto" (default) takes "probability" where the image has a probability
+    layer or s2cloudless's L1C bands, else "scl+shadow" (the same as "scl" on an image without sun angles
+    or without B04/B08/B11).
     """
     use_prob = method == "probability" or (method == "auto" and probability_source(ds) is not None)
     if not use_prob and "SCL" not in ds.data_vars:
@@ -358,6 +461,8 @@ def clear_mask(ds: xr.Dataset, *, dilate_px: int = 2, method: Method = "auto") -
     if use_prob:
         masks = cloud_shadow_masks(ds)
         unclear = unclear | masks["cloud"] | masks["shadow"]
+    elif method in ("auto", "scl+shadow"):
+        unclear = unclear | scl_shadow_mask(ds)
     for b in OPTICAL_BANDS:
         valid = valid & ds[b].notnull()
     return (valid & ~unclear).rename("clear")

@@ -78,6 +78,13 @@ def solar_position(
     return (azimuth + 180.0) % 360.0, zenith
 
 
+def sun_at(when: datetime | np.datetime64 | str, *, lat: float, lon: float) -> SunAngles:
+    """Sun (azimuth, zenith) in degrees at a UTC time (naive = UTC) and place: `solar_position` in UTC hours."""
+    t = pd.Timestamp(when)
+    t = t.tz_convert("UTC") if t.tzinfo is not None else t
+    return solar_position(t, lat, t.hour + t.minute / 60 + (t.second + t.microsecond / 1e6) / 3600, lon=lon)
+
+
 def sentinel2_sun_angles(day: datetime | np.datetime64 | str, lat: float) -> SunAngles:
     """Sun (azimuth, zenith) at a Sentinel-2 overpass on `day` at latitude `lat` (longitude drops out)."""
     return solar_position(day, lat, sentinel2_solar_time(lat))

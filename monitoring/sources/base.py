@@ -40,6 +40,14 @@ LC_BARE = 60
 LC_WATER = 80
 
 OPTICAL_TIME_COORDS = ("scene_id", "platform", "cloud_cover")
+OPTICAL_CLOUD_PROBABILITY: dict[str, float] = {"cloud_prob": 1.0, "CLP": 255.0}
+"""Optional optical variables: a ready cloud probability (float32, NaN = unknown) and its full scale: Sentinel
+Hub's CLP (s2cloudless at 160 m, 0-255) or a 0-1 `cloud_prob`. Where one is given, preprocess.clear_mask uses
+it (and its shadow projection) instead of SCL alone."""
+SUN_TIME_COORDS = ("sun_azimuth", "sun_zenith")
+"""Optional per-time optical coordinates: the sun at sensing (degrees; azimuth clockwise from north, zenith from
+the vertical), for the cloud-shadow test. Without them preprocess.shadow.sun_angles assumes a Sentinel-2
+overpass at the image's latitude, a few degrees off the real sun."""
 SAR_TIME_COORDS = ("scene_id", "platform", "orbit_direction", "relative_orbit")
 
 
@@ -49,6 +57,8 @@ class ImagerySource(Protocol):
 
     load_optical: Dataset with dims (time, y, x); variables OPTICAL_BANDS (float32 reflectance) and SCL
       (uint8); per-time coords scene_id (str), platform (str), cloud_cover (float, %; NaN = unknown). One scene per solar day.
+      Optional: a cloud probability variable (OPTICAL_CLOUD_PROBABILITY: Sentinel Hub gives CLP) and per-time
+      coords sun_azimuth, sun_zenith (SUN_TIME_COORDS: Sentinel Hub and STAC give them).
     load_sar: Dataset with dims (time, y, x); variables VV, VH (float32 linear gamma0) and valid (bool: False in
       layover, radar shadow or no data); per-time coords scene_id, platform, orbit_direction ('ascending' or
       'descending'), relative_orbit (int). One scene per solar day per relative orbit.

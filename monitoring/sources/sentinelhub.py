@@ -60,6 +60,7 @@ from sentinelhub.exceptions import DownloadFailedException, OutOfRequestsExcepti
 from monitoring.aoi import AOI
 from monitoring.config import SentinelHubSettings
 from monitoring.errors import SceneLoadError, SourceError
+from monitoring.preprocess.shadow import sun_at
 from monitoring.sources.base import OPTICAL_BANDS, SAR_BANDS
 from monitoring.sources.cache import BandSpec, SceneCache, lazy_scenes, scene_dataset
 
@@ -80,8 +81,11 @@ SEARCH_TTL_S = 3600.0
 """How long a catalog search cached in the SceneCache is reused (as StacSource's ReadSettings.search_ttl_s):
 long enough for reruns on one morning, short enough to see a scene published since. Scene pixels are cached
 for good (until evicted)."""
-EVALSCRIPT_VERSION = "bw1"
-"""Part of every cache key: bump when an evalscript or the decoding changes what a scene's pixels are."""
+EVALSCRIPT_VERSION = "bw2"
+"""Part of every cache key: bump when an evalscript or the decoding changes what a scene's pixels are.
+bw2: Sentinel-2 scenes carry CLP (Sentinel Hub's s2cloudless probability)."""
+CLM_NO_DATA = 255
+"""Sentinel Hub's CLM value where a tile has no CLM/CLP (its CLP then reads 0)."""
 _S2_TILE = re.compile(r"_T(\d{2}[A-Z]{3})_")
 """The MGRS tile in a Sentinel-2 product id."""
 _S1_REL_ORBIT_OFFSET = {"sentinel-1a": 73, "sentinel-1b": 27}
@@ -91,21 +95,23 @@ EVALSCRIPT_S2 = """//VERSION=3
 function setup() {
   return {
     input: [{
-      bands: ["B02", "B03", "B04", "B08", "B11", "B12", "SCL", "dataMask"],
+      bands: ["B02", "B03", "B04", "B08", "B11", "B12", "SCL", "CLP", "CLM", "dataMask"],
       units: ["REFLECTANCE", "REFLECTANCE", "REFLECTANCE", "REFLECTANCE", "REFLECTANCE", "REFLECTANCE",
-              "DN", "DN"]
+              "DN", "DN", "DN", "DN"]
     }],
     output: [
       {id: "bands", bands: 6, sampleType: "FLOAT32"},
-      {id: "scl", bands: 2, sampleType: "UINT8"}
+      {id: "scl", bands: 4, sampleType: "UINT8"}
     ]
   };
 }
 function evaluatePixel(s) {
-  return {bands: [s.B02, s.B03, s.B04, s.B08, s.B11, s.B12], scl: [s.SCL, s.dataMask]};
+  return {bands: [s.B02, s.B03, s.B04, s.B08, s.B11, s.B12], scl: [s.SCL, s.dataMask, s.CLP, s.CLM]};
 }
 """
-"""Sentinel-2 L2A: six bands as surface reflectance (float32), SCL + dataMask (uint8); two TIFFs in a TAR."""
+"""Sentinel-2 L2A: six bands as surface reflectance (float32); SCL, dataMask, CLP and CLM (uint8); two TIFFs in
+a TAR. CLP is Sentinel Hub's s2cloudless cloud probability (0-255, computed at 160 m); CLM its cloud mask, read
+only for its no-data value 255, where CLP is 0 for want of a probability, not for a clear sky."""
 
 EVALSCRIPT_S1 = """//VERSION=3
 function setup() {
@@ -454,7 +460,12 @@ def _collections(base_url: str) -> dict[str, DataCollection]:
         }
 
 
-OPTICAL_SPECS = (*(BandSpec(b, "float32") for b in OPTICAL_BANDS), BandSpec("SCL", "uint8"))
+OPTICAL_SPECS = (
+    *(BandSpec(b, "float32") for b in OPTICAL_BANDS),
+    BandSpec("SCL", "uint8"),
+    BandSpec("CLP", "float32"),
+)
+"""CLP as float32, to carry NaN where Sentinel Hub has no probability (CLM no-data, or no data at all)."""
 SAR_SPECS = (*(BandSpec(b, "float32") for b in SAR_BANDS), BandSpec("valid", "bool"))
 
 
@@ -663,10 +674,25 @@ class SentinelHubSource:
         acqs = self.search_optical(aoi, start, end)
         log.info("%s: %d Sentinel-2 acquisitions for %s in %s..%s", self.name, len(acqs), aoi.id, start, end)
         ds = self._dataset(aoi, acqs, OPTICAL_SPECS, "sentinel-2-l2a")
-        ds = ds.assign_coords(cloud_cover=("time", np.array([a.cloud_cover for a in acqs], dtype=float)))
+        # The sun at the sensing time over the AOI's centre, for the cloud-shadow test (preprocess.shadow):
+        # known from the catalog before any pixel is read, so the shadow search is planned without a download.
+        c = aoi.footprint.centroid
+        sun = np.array([sun_at(a.time, lat=c.y, lon=c.x) for a in acqs], dtype=float).reshape(-1, 2)
+        ds = ds.assign_coords(
+            cloud_cover=("time", np.array([a.cloud_cover for a in acqs], dtype=float)),
+            sun_azimuth=("time", sun[:, 0]),
+            sun_zenith=("time", sun[:, 1]),
+        )
         for b in OPTICAL_BANDS:
             ds[b].attrs.update(units="1", long_name=f"{b} surface reflectance")
         ds["SCL"].attrs.update(long_name="Sentinel-2 L2A scene classification")
+        ds["CLP"].attrs.update(
+            units="1/255", long_name="s2cloudless cloud probability (Sentinel Hub CLP, 0-255)"
+        )
+        ds["sun_azimuth"].attrs.update(
+            units="degree", long_name="sun azimuth at sensing, clockwise from north"
+        )
+        ds["sun_zenith"].attrs.update(units="degree", long_name="sun zenith angle at sensing")
         return ds
 
     def load_sar(self, aoi: AOI, start: date, end: date) -> xr.Dataset:
@@ -816,10 +842,11 @@ def _read_tiff(data: bytes, tile: GeoBox) -> np.ndarray:
 def _to_variables(sensor: str, arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Evalscript outputs -> the contract's variables, no-data as NaN (bands) or 0 (SCL) or False (valid)."""
     if sensor == "optical":
-        bands, scl = arrays["bands"], arrays["scl"]
+        bands, scl = arrays["bands"], arrays["scl"]  # scl: SCL, dataMask, CLP, CLM
         data = scl[1] == 1
         out = {b: np.where(data, bands[i], np.nan).astype(np.float32) for i, b in enumerate(OPTICAL_BANDS)}
         out["SCL"] = np.where(data, scl[0], 0).astype(np.uint8)
+        out["CLP"] = np.where(data & (scl[3] != CLM_NO_DATA), scl[2], np.nan).astype(np.float32)
         return out
     bands, mask = arrays["bands"], arrays["mask"]
     data = mask[0] == 1

@@ -46,6 +46,7 @@ from urllib3 import Retry
 from monitoring.aoi import AOI
 from monitoring.config import StacSettings
 from monitoring.errors import ConfigError, SceneLoadError, SourceError
+from monitoring.preprocess.shadow import SunAngles, sun_at
 from monitoring.sources.base import OPTICAL_BANDS, SAR_BANDS, SCL_NO_DATA
 from monitoring.sources.cache import BandSpec, SceneCache, lazy_scenes, scene_dataset
 
@@ -148,6 +149,32 @@ def _prop(item: pystac.Item, *names: str) -> Any:
         if n in item.properties:
             return item.properties[n]
     return None
+
+
+def item_sun(item: pystac.Item) -> SunAngles | None:
+    """The sun (azimuth, zenith) in degrees an item's metadata gives, or None: Earth Search's view:sun_azimuth
+    and view:sun_elevation, or Planetary Computer's s2:mean_solar_azimuth and s2:mean_solar_zenith."""
+    az = _prop(item, "view:sun_azimuth", "s2:mean_solar_azimuth")
+    zen, elev = _prop(item, "s2:mean_solar_zenith"), _prop(item, "view:sun_elevation")
+    if az is None or (zen is None and elev is None):
+        return None
+    try:
+        zenith = float(zen) if zen is not None else 90.0 - float(elev)
+        out = (float(az) % 360.0, zenith)
+    except (TypeError, ValueError):
+        return None  # a malformed value is as good as none: the sun is then worked out from the time
+    return out if all(np.isfinite(out)) else None
+
+
+def scene_sun(items: Sequence[pystac.Item], lon: float, lat: float) -> SunAngles:
+    """The sun of one acquisition (its granules, seconds apart): the mean of the items' metadata (azimuths
+    averaged on the circle), else worked out at the first item's sensing time over (lon, lat)."""
+    found = [s for it in items if (s := item_sun(it)) is not None]
+    if not found:
+        return sun_at(item_time(items[0]), lat=lat, lon=lon)
+    az = np.radians([f[0] for f in found])
+    mean_az = float(np.degrees(np.arctan2(np.sin(az).mean(), np.cos(az).mean()))) % 360.0
+    return mean_az, float(np.mean([f[1] for f in found]))
 
 
 def processing_baseline(item: pystac.Item) -> float | None:
@@ -437,7 +464,8 @@ class StacSource:
         items = dedupe_granules(items)
         lon = aoi.footprint.centroid.x
         groups = group_items(items, lambda it: solar_day(item_time(it), lon))
-        scenes, times, ids, platforms, clouds = [], [], [], [], []
+        scenes, times, ids, platforms, clouds, suns = [], [], [], [], [], []
+        centre = aoi.footprint.centroid
         for g in groups:
             assets = resolve_assets(g, OPTICAL_ASSETS, aoi.id)
             sid = ",".join(it.id for it in g)
@@ -447,6 +475,7 @@ class StacSource:
             platforms.append(str(_prop(g[0], "platform") or "sentinel-2"))
             cc = [float(v) for it in g if (v := _prop(it, "eo:cloud_cover")) is not None]
             clouds.append(float(np.mean(cc)) if cc else np.nan)
+            suns.append(scene_sun(g, centre.x, centre.y))
         bands = [BandSpec(b, "float32") for b in OPTICAL_BANDS] + [BandSpec("SCL", "uint8")]
         arrays = lazy_scenes(
             scenes,
@@ -462,6 +491,9 @@ class StacSource:
             "scene_id": np.array(ids, dtype=object),
             "platform": np.array(platforms, dtype=object),
             "cloud_cover": np.array(clouds, dtype=float),
+            # For the cloud-shadow test (preprocess.shadow.sun_angles reads these per date).
+            "sun_azimuth": np.array([a for a, _ in suns], dtype=float),
+            "sun_zenith": np.array([z for _, z in suns], dtype=float),
         }
         return scene_dataset(
             arrays, aoi.geobox, times, coords, attrs={"source": self.name, "collection": s.optical_collection}

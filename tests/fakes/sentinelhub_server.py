@@ -16,7 +16,8 @@ Faithful to the published contracts where the client can tell the difference:
   requested grid, with ``x-processingunits-spent`` and rate-limit headers.
 
 The pixels come from a deterministic scene model: a land-cover field, seasonal Sentinel-2 reflectance, clouds
-and their shadows marked in SCL, gamma-distributed Sentinel-1 speckle, radar shadow, all functions of the 10 m
+and their shadows marked in SCL, the clouds' probability in CLP and CLM at 160 m (CLM 255 and CLP 0 on the days
+in ``clp_missing_days``, as the service answers for a tile without them), gamma-distributed Sentinel-1 speckle, radar shadow, all functions of the 10 m
 world pixel and the acquisition, so a tiled request reproduces an untiled one exactly. Acquisitions follow a
 plausible plan: Sentinel-2 every 5 days on 1-degree tiles that overlap by 0.05 degree (an area on a tile edge
 gets two granules per day), Sentinel-1 on an ascending and a descending track every 6 days in slices that
@@ -82,6 +83,9 @@ S1_TRACKS = (
     ("descending", 91, dt.time(22, 52, 10), 4),
 )
 S2_BANDS = ("B02", "B03", "B04", "B08", "B11", "B12")
+CLP_CELL_PX = 16
+"""Sentinel Hub computes CLP/CLM at a fixed 160 m (16 world pixels) and resamples them to the request."""
+CLM_NO_DATA = 255
 S1_BANDS = ("VV", "VH")
 COLLECTION_ALIASES = {
     "sentinel-2-l2a": "sentinel-2-l2a",
@@ -749,6 +753,9 @@ class FakeSentinelHub:
         self.relative_orbit_property = relative_orbit_property
         self.extra_items: list[dict[str, Any]] = []
         """Catalog items added by a test (e.g. a reprocessed duplicate granule); searched and rendered."""
+        self.clp_missing_days: set[dt.date] = set()
+        """Sentinel-2 days whose tiles lack CLM/CLP, as happens after processing errors: the service then
+        returns CLM 255 (no data) and CLP 0."""
         self.stats: dict[str, EndpointStats] = {e: EndpointStats() for e in ENDPOINTS}
         self.process_bodies: list[dict[str, Any]] = []
         """Every Process API body that passed validation, in order."""
@@ -826,6 +833,7 @@ class FakeSentinelHub:
                 q.clear()
             self._always = dict.fromkeys(ENDPOINTS)
             self.extra_items.clear()
+            self.clp_missing_days.clear()
             self.page_size = MAX_LIMIT
 
     def _next_fault(self, endpoint: str) -> Fault | None:
@@ -1197,6 +1205,17 @@ class FakeSentinelHub:
         scl = np.where(cloud, np.where(alpha > 0.7, 9, 8), scl)
         out = {b: refl[..., i] for i, b in enumerate(S2_BANDS)}
         out["SCL"] = scl.astype(float)
+        # CLP/CLM: the cloud field sampled at the centres of 160 m cells of the world grid (CLP_CELL_PX), so a
+        # tiled request reproduces an untiled one; 0.5 at the cloud's edge, saturating 0.05 of noise inside.
+        half = CLP_CELL_PX // 2
+        cc = (cols // CLP_CELL_PX) * CLP_CELL_PX + half
+        rc = (rows // CLP_CELL_PX) * CLP_CELL_PX + half
+        coarse = _noise(cc, rc, 40, self.seed + 1000 + n) * np.ones(lc.shape)
+        prob = np.clip(0.5 + (q - coarse) / 0.1, 0.0, 1.0)
+        if day in self.clp_missing_days:
+            out["CLP"], out["CLM"] = np.zeros(lc.shape), np.full(lc.shape, float(CLM_NO_DATA))
+        else:
+            out["CLP"], out["CLM"] = np.round(255 * prob), (prob > 0.4).astype(float)
         return out
 
     def _s1(

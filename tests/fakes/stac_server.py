@@ -209,6 +209,17 @@ class S2Spec:
     """The _0_/_1_ of Earth Search ids: 1 is a reprocessed copy of the same granule."""
     hole: bool = False
     """Leave a nodata hole (a datastrip edge) in the overlap with the other tile."""
+    sun: str = "view"
+    """Sun angles in the item: "view" (Earth Search: view:sun_azimuth, view:sun_elevation), "s2" (Planetary
+    Computer: s2:mean_solar_azimuth, s2:mean_solar_zenith) or "none"."""
+
+    @property
+    def sun_angles(self) -> tuple[float, float]:
+        """(azimuth, zenith) of the granule: plausible for 10:35 local time in December at 14 N (not computed),
+        a little different per day and tile so that a test can tell metadata from a computed sun."""
+        return 150.0 + 0.3 * (self.day.day - 10) + (
+            0.4 if self.tile == "B" else 0.0
+        ), 40.0 + 0.1 * self.day.day
 
     @property
     def id(self) -> str:
@@ -244,13 +255,13 @@ def small_specs() -> tuple[list[S2Spec], list[S1Spec]]:
     """The catalogue most tests use: December 2025, a few granules of every kind the source must handle."""
     d = date
     s2 = [
-        S2Spec(d(2025, 12, 3), "A", baseline="02.14", offset_in_metadata=False),
-        S2Spec(d(2025, 12, 3), "B", baseline="02.14", offset_in_metadata=False, hole=True),
+        S2Spec(d(2025, 12, 3), "A", baseline="02.14", offset_in_metadata=False, sun="none"),
+        S2Spec(d(2025, 12, 3), "B", baseline="02.14", offset_in_metadata=False, hole=True, sun="none"),
         S2Spec(d(2025, 12, 8), "A"),
         S2Spec(d(2025, 12, 8), "B"),
         S2Spec(d(2025, 12, 10), "A", cloud=0.96),
         S2Spec(d(2025, 12, 10), "B", cloud=0.96),
-        S2Spec(d(2025, 12, 13), "A", baseline="04.00", offset_in_metadata=False, cloud=0.3),
+        S2Spec(d(2025, 12, 13), "A", baseline="04.00", offset_in_metadata=False, cloud=0.3, sun="s2"),
         S2Spec(d(2025, 12, 13), "B", baseline="04.00", boa_applied=True, cloud=0.3),
         S2Spec(d(2025, 12, 18), "A", baseline="02.14", offset_in_metadata=False, cloud=0.1),
         S2Spec(d(2025, 12, 18), "A", baseline="05.00", version=1, cloud=0.1),
@@ -383,6 +394,11 @@ def _s2_item(spec: S2Spec, cat: Catalog) -> dict[str, Any]:
     }
     if spec.boa_applied is not None:
         props["earthsearch:boa_offset_applied"] = spec.boa_applied
+    az, zen = spec.sun_angles
+    if spec.sun == "view":
+        props.update({"view:sun_azimuth": az, "view:sun_elevation": 90.0 - zen})
+    elif spec.sun == "s2":
+        props.update({"s2:mean_solar_azimuth": az, "s2:mean_solar_zenith": zen})
     return _item(spec.id, "sentinel-2-l2a", props, _bbox_lonlat(x0, y0, x1, y1), assets)
 
 
@@ -427,6 +443,7 @@ def _item(
             "https://stac-extensions.github.io/raster/v1.1.0/schema.json",
             "https://stac-extensions.github.io/eo/v1.1.0/schema.json",
             "https://stac-extensions.github.io/sat/v1.0.0/schema.json",
+            "https://stac-extensions.github.io/view/v1.0.0/schema.json",
         ],
         "id": item_id,
         "collection": collection,

@@ -7,7 +7,7 @@ import xarray as xr
 
 from monitoring.errors import DetectionError
 from monitoring.preprocess import clear_mask, mask_clouds
-from monitoring.preprocess.cloudmask import cloud_probability, cloud_shadow_masks
+from monitoring.preprocess.cloudmask import cloud_probability, cloud_shadow_masks, scl_shadow_mask
 from monitoring.preprocess.shadow import (
     project_along_sun,
     sentinel2_solar_time,
@@ -15,7 +15,14 @@ from monitoring.preprocess.shadow import (
     solar_position,
     sun_angles,
 )
-from monitoring.sources.base import OPTICAL_BANDS, SCL_CLOUD_HIGH, SCL_CLOUD_SHADOW, SCL_NO_DATA
+from monitoring.sources.base import (
+    OPTICAL_BANDS,
+    SCL_CIRRUS,
+    SCL_CLOUD_HIGH,
+    SCL_CLOUD_MEDIUM,
+    SCL_CLOUD_SHADOW,
+    SCL_NO_DATA,
+)
 from tests.synthetic import FOREST, maybe_dask, optical_stack, paint, tiny_aoi
 
 
@@ -159,9 +166,9 @@ def test_a_ready_probability_layer_is_used_and_clp_is_scaled(use_dask: bool) -> 
 
 
 @pytest.mark.parametrize("use_dask", [False, True])
-def test_l2a_without_probability_is_masked_by_scl_exactly_as_before(use_dask: bool) -> None:
+def test_l2a_without_probability_and_without_shadow_is_masked_by_scl_alone(use_dask: bool) -> None:
     ds = optical_stack(tiny_aoi(), ["2025-12-01"], FOREST)
-    ds["SCL"].values[0, 30, 30] = SCL_CLOUD_HIGH
+    ds["SCL"].values[0, 30, 30] = SCL_CLOUD_HIGH  # one pixel: less than half a 60 m cell, it casts nothing
     ds = maybe_dask(ds, use_dask)
     auto = clear_mask(ds).values
     np.testing.assert_array_equal(auto, clear_mask(ds, method="scl").values)
@@ -177,3 +184,74 @@ def test_numpy_and_dask_masks_agree_on_chunks_that_cut_cells() -> None:
     for v in ("cloud", "shadow"):
         np.testing.assert_array_equal(a[v].values, b[v].values)
     assert b["cloud"].chunks == ds.chunk({"time": 1, "y": 50, "x": 70})["B02"].chunks
+
+
+# --- Shadows of SCL's clouds, found along the sun --------------------------------------------------------------
+
+FLOODED = (slice(20, 60), slice(20, 60))  # far up the projection band (a cloud at ~2.5 km): a flooded paddy
+FLOODED_L2A = {"B02": 0.05, "B03": 0.06, "B04": 0.05, "B08": 0.08, "B11": 0.06, "B12": 0.04}
+"""Wet ground: dark in NIR and SWIR like a shadow, but green below NIR (not open water) and a sunlit red."""
+
+
+def _scl_scene(use_dask: bool, *, chunk: int | dict[str, int] = 64) -> xr.Dataset:
+    """L2A forest with one cloud SCL flags, its shadow SCL misses, a dark lake and a flooded paddy."""
+    ds = optical_stack(tiny_aoi(300), ["2025-12-01", "2025-12-06"], FOREST)
+    ds["SCL"].values[(0, *CLOUD)] = SCL_CLOUD_HIGH
+    ds["SCL"].values[0, 180:240, 180:190] = SCL_CLOUD_MEDIUM
+    paint(ds, 0, CLOUD, {b: CLOUD_TOA[b] for b in OPTICAL_BANDS})
+    paint(ds, 0, SHADOW, {b: FOREST[b] * 0.2 for b in OPTICAL_BANDS})
+    for t in (0, 1):  # the lake and the paddy are there on both dates; the cloud only on the first
+        paint(ds, t, LAKE, {"B02": 0.04, "B03": 0.05, "B04": 0.03, "B08": 0.02, "B11": 0.01, "B12": 0.01})
+        paint(ds, t, FLOODED, FLOODED_L2A)
+    ds.attrs.update(sun_azimuth=AZIMUTH, sun_zenith=ZENITH)
+    if not use_dask:
+        return ds
+    return ds.chunk(chunk if isinstance(chunk, dict) else {"time": 1, "y": chunk, "x": chunk})
+
+
+@pytest.mark.parametrize("use_dask", [False, True])
+def test_shadow_scl_missed_is_found_along_the_sun(use_dask: bool) -> None:
+    ds = _scl_scene(use_dask)
+    shade = scl_shadow_mask(ds)
+    if use_dask:
+        assert isinstance(shade.data, da.Array) and shade.chunks == ds["B02"].chunks
+    assert "azimuth 135.0" in shade.attrs["sun"]
+    s = shade.values
+    assert s[(0, *SHADOW)].all()
+    assert not s[1].any(), "no cloud on the second date, no shadow"
+    assert not s[(0, *LAKE)].any(), "the lake is dark but off the sun's line"
+    assert not s[(0, *FLOODED)].any(), "flooded paddy is dark in NIR/SWIR but not in the red"
+    assert not s[(0, *CLOUD)].any()
+    # Grown by 120 m, give or take a 60 m cell: forest 200 m beyond the shadow stays clear.
+    assert s[0, 100, 140] and not s[0, 80, 140] and not s[0, 10, 290]
+    old, new = clear_mask(ds, method="scl").values, clear_mask(ds).values
+    assert old[(0, *SHADOW)].all() and not new[(0, *SHADOW)].any()
+    np.testing.assert_array_equal(new, clear_mask(ds, method="scl+shadow").values)
+    np.testing.assert_array_equal(new, old & ~s)
+    assert new[(0, *FLOODED)].all() and new[(0, *LAKE)].all() and new[1].all()
+
+
+def test_scl_shadow_is_the_same_on_numpy_and_on_dask_chunks_that_cut_cells() -> None:
+    a = scl_shadow_mask(_scl_scene(False))
+    b = scl_shadow_mask(_scl_scene(True, chunk={"time": 1, "y": 50, "x": 70}))
+    assert a.values.any()
+    np.testing.assert_array_equal(a.values, b.values)
+
+
+@pytest.mark.parametrize("use_dask", [False, True])
+def test_cirrus_casts_no_shadow_and_without_sun_there_is_no_test(use_dask: bool) -> None:
+    ds = _scl_scene(False)
+    ds["SCL"].values[(0, *CLOUD)] = SCL_CIRRUS  # a cirrus veil flies far above the heights searched
+    assert not scl_shadow_mask(maybe_dask(ds, use_dask)).values.any()
+    one = _scl_scene(False).isel(time=0, drop=True)
+    one.attrs = {}  # no sun angles, and no time to work out an overpass from
+    shade = scl_shadow_mask(one.chunk(64) if use_dask else one)
+    assert not shade.values.any() and "no sun angles" in shade.attrs["sun"]
+    np.testing.assert_array_equal(clear_mask(one).values, clear_mask(one, method="scl").values)
+
+
+def test_an_image_without_scenes_gets_an_empty_mask() -> None:
+    ds = _scl_scene(True).isel(time=slice(0, 0))
+    assert clear_mask(ds).shape == ds["B02"].shape and ds.sizes["time"] == 0
+    with pytest.raises(DetectionError, match="No SCL layer"):
+        scl_shadow_mask(ds.drop_vars("SCL"))

@@ -9,7 +9,15 @@ import numpy as np
 import xarray as xr
 
 from monitoring.aoi import AOI
-from monitoring.sources.base import OPTICAL_BANDS, SAR_BANDS, ImagerySource, check_optical, check_sar
+from monitoring.sources.base import (
+    OPTICAL_BANDS,
+    OPTICAL_CLOUD_PROBABILITY,
+    SAR_BANDS,
+    SUN_TIME_COORDS,
+    ImagerySource,
+    check_optical,
+    check_sar,
+)
 
 
 def _is_lazy(ds: xr.Dataset) -> bool:
@@ -38,6 +46,20 @@ def check_optical_source(
         cc = ds["cloud_cover"].values.astype(float)
         cc = cc[np.isfinite(cc)]  # NaN = unknown (a local image without SCL or sidecar value)
         assert np.all((cc >= 0) & (cc <= 100)), "cloud_cover is a percentage"
+        for name, scale in OPTICAL_CLOUD_PROBABILITY.items():  # optional
+            if name in ds.data_vars:
+                p = sample[name].values
+                assert p.dtype == np.float32, f"{name} is float32 (NaN = no probability)"
+                assert np.all((p[np.isfinite(p)] >= 0) & (p[np.isfinite(p)] <= scale)), (
+                    f"{name} is 0-{scale:g}"
+                )
+    present = [c for c in SUN_TIME_COORDS if c in ds.coords]
+    if present:  # optional, but both or neither, per time, in degrees
+        assert present == list(SUN_TIME_COORDS), f"sun angles come in pairs {SUN_TIME_COORDS}, got {present}"
+        az, zen = ds["sun_azimuth"], ds["sun_zenith"]
+        assert az.dims == zen.dims == ("time",), "sun angles are per-time coordinates"
+        assert np.all((az.values >= 0) & (az.values < 360)), "sun_azimuth is degrees clockwise from north"
+        assert np.all((zen.values >= 0) & (zen.values < 90)), "sun_zenith is degrees from the vertical"
     return ds
 
 

@@ -18,6 +18,8 @@ from sentinelhub.exceptions import DownloadFailedException, SHRateLimitWarning
 from monitoring.aoi import AOI, aoi_from_bbox
 from monitoring.config import SentinelHubSettings
 from monitoring.errors import SceneLoadError, SourceError
+from monitoring.preprocess.cloudmask import clear_mask, cloud_shadow_masks
+from monitoring.preprocess.shadow import sun_angles, sun_at
 from monitoring.sources import sentinelhub as shmod
 from monitoring.sources.base import ImagerySource
 from monitoring.sources.cache import SceneCache
@@ -139,6 +141,43 @@ def test_sar_values_and_mask(fake: FakeSentinelHub, aoi: AOI) -> None:
     valid = sar["valid"].values
     assert 0.5 < valid.mean() < 1.0, "radar shadow marks a minority of pixels invalid"
     assert np.isfinite(sar["VV"].values).all(), "shadow is flagged, not blanked"
+
+
+# -- cloud probability and sun, for the cloud and shadow masks ----------------------------------------------
+
+
+def test_optical_scenes_carry_clp_and_the_sun_at_sensing(fake: FakeSentinelHub, aoi: AOI) -> None:
+    ds = make_source(fake).load_optical(aoi, START, END)
+    assert fake.stats["process"].requests == 0, "the sun comes from the catalog, before any pixel"
+    c = aoi.footprint.centroid
+    for t in range(ds.sizes["time"]):
+        az, zen = float(ds["sun_azimuth"][t]), float(ds["sun_zenith"][t])
+        assert (az, zen) == pytest.approx(sun_at(ds["time"].values[t], lat=c.y, lon=c.x))
+        assert 140 < az < 160 and 30 < zen < 45  # December, 14 N, 10:35 local time: low in the south-east
+        assert sun_angles(ds.isel(time=t)) == (az, zen), "the shadow test reads them"
+    assert ds["CLP"].dtype == np.float32
+    computed = ds.compute()
+    evalscript = fake.process_bodies[0]["evalscript"]
+    assert '"CLP"' in evalscript and '"CLM"' in evalscript
+    clp, scl = computed["CLP"].values[0], computed["SCL"].values[0]  # 1 December: about a third cloud
+    cloudy = np.isin(scl, (8, 9))
+    assert 0.1 < cloudy.mean() < 0.6 and np.isfinite(clp).all() and 0 <= clp.min() and clp.max() <= 255
+    assert np.mean(clp[cloudy]) > 200 and np.mean(clp[~cloudy]) < 60
+
+    masks = cloud_shadow_masks(ds)
+    assert masks.attrs["cloud_source"] == "CLP", "auto takes Sentinel Hub's probability, not s2cloudless"
+    assert f"azimuth {float(ds['sun_azimuth'][0]):.1f}" in masks.attrs["sun"]
+    clear = clear_mask(ds).values
+    assert not clear[0][cloudy].any() and clear[0].any()
+    np.testing.assert_array_equal(clear, clear_mask(computed).values)
+
+
+def test_a_tile_without_clp_falls_back_to_scl(fake: FakeSentinelHub, aoi: AOI) -> None:
+    fake.clp_missing_days.add(START)  # the service answers CLM 255 and CLP 0 for such a tile
+    ds = make_source(fake).load_optical(aoi, START, START).compute()
+    assert np.isnan(ds["CLP"].values).all(), "no probability, not a clear sky"
+    assert np.isin(ds["SCL"].values, (8, 9)).any()
+    np.testing.assert_array_equal(clear_mask(ds).values, clear_mask(ds, method="scl").values)
 
 
 # -- the fake checks bodies as the service does --------------------------------------------------------------

@@ -17,18 +17,28 @@ from scipy.ndimage import binary_dilation
 from monitoring.aoi import AOI, aoi_from_hotspot, windows_for
 from monitoring.config import HotSpot, StacSettings, WindowSettings
 from monitoring.errors import ConfigError, SceneLoadError, SourceError
+from monitoring.preprocess.shadow import sun_angles, sun_at
 from monitoring.sources.base import OPTICAL_BANDS, SCL_CLOUD_HIGH, SCL_CLOUD_SHADOW
 from monitoring.sources.cache import SceneCache
 from monitoring.sources.stac import (
     ReadSettings,
     StacSource,
     dedupe_granules,
+    item_sun,
     redact,
     resolve_signer,
     s2_scale_offset,
     solar_day,
 )
-from tests.fakes.stac_server import CENTRE_LONLAT, TOKEN, Catalog, FakeStacServer, build_catalog, dense_specs
+from tests.fakes.stac_server import (
+    CENTRE_LONLAT,
+    TOKEN,
+    Catalog,
+    FakeStacServer,
+    S2Spec,
+    build_catalog,
+    dense_specs,
+)
 from tests.sources.conformance import check_source
 
 # rasterio's MemoryDataset silences this warning with warnings.catch_warnings, which is not thread-safe: under
@@ -108,6 +118,37 @@ def test_granules_of_one_day_make_one_time_step(server: FakeStacServer) -> None:
     # Granule B has a no-data hole where it overlaps A: the day's mosaic fills it from A, no seam of NaN.
     v = ds.isel(time=0).compute()
     assert np.isfinite(v["B04"].values).all() and (v["SCL"].values > 0).all()
+
+
+def test_sun_angles_come_from_the_items(server: FakeStacServer) -> None:
+    aoi = make_aoi()
+    ds = source_for(server).load_optical(aoi, *DEC)
+    day = {str(t)[:10]: i for i, t in enumerate(ds["time"].values)}
+
+    def sun(d: date, tile: str) -> tuple[float, float]:
+        return S2Spec(d, tile).sun_angles
+
+    # 8 Dec: Earth Search's view:sun_elevation, two tiles averaged; 13 Dec: tile A in Planetary Computer's
+    # s2:mean_solar_* and tile B in Earth Search's names.
+    for d in (date(2025, 12, 8), date(2025, 12, 13)):
+        (az_a, zen_a), (az_b, zen_b) = sun(d, "A"), sun(d, "B")
+        one = ds.isel(time=day[d.isoformat()])
+        assert sun_angles(one) == pytest.approx(((az_a + az_b) / 2, (zen_a + zen_b) / 2), abs=1e-6)
+    # 3 Dec: items without sun angles: the sun at the sensing time over the area.
+    one = ds.isel(time=day["2025-12-03"])
+    c = aoi.footprint.centroid
+    assert sun_angles(one) == pytest.approx(sun_at(one["time"].values, lat=c.y, lon=c.x))
+    assert 140 < float(one["sun_azimuth"]) < 160 and 35 < float(one["sun_zenith"]) < 45
+
+
+def test_item_sun_reads_either_convention_and_ignores_junk() -> None:
+    def item(props: dict[str, object]) -> pystac.Item:
+        return pystac.Item("x", None, None, pystac.utils.str_to_datetime("2025-12-08T03:35:12Z"), props)
+
+    assert item_sun(item({"view:sun_azimuth": 151.0, "view:sun_elevation": 50.0})) == (151.0, 40.0)
+    assert item_sun(item({"s2:mean_solar_azimuth": -10.0, "s2:mean_solar_zenith": 41.0})) == (350.0, 41.0)
+    assert item_sun(item({"view:sun_azimuth": 151.0})) is None
+    assert item_sun(item({"view:sun_azimuth": "n/a", "view:sun_elevation": 50.0})) is None
 
 
 def test_reprocessed_duplicate_is_dropped() -> None:
