@@ -209,6 +209,12 @@ def analyse_area(
         lazy["before_rgb"] = _rgb(base)[::step, ::step]
         lazy["after_rgb"] = _rgb(after_view)[::step, ::step]
         lazy["opt_observed"] = (base["clear_count"] > 0) & ma["clear"].any("time")
+        # The day of each pixel's latest clear look, where a clear baseline lets it show change (-1: none):
+        # radar-only crater fields are claimed only where it came before radar's change
+        # (vectorise.radar_crater_regions).
+        days = xr.DataArray(ma["time"].values.astype("datetime64[D]").astype("int32"), dims="time")
+        last_clear = days.where(ma["clear"], -1).max("time")
+        lazy["optical_last_clear"] = last_clear.where(base["clear_count"] > 0, -1).astype("int32")
         lazy["clear_share_before"] = mb["clear"].mean(("y", "x"))
         lazy["clear_share_after"] = ma["clear"].mean(("y", "x"))
     else:
@@ -305,6 +311,7 @@ def analyse_area(
             if sar_det is not None and (~post).any()
             else {},
             landcover=c.get("landcover"),
+            optical_last_clear=c.get("optical_last_clear"),
         )
         alerts = vectorise_alerts(evidence, geobox=aoi.geobox, area_id=aoi.id, mmu_ha=th.mmu_ha)
         alerts, seasonal_burns = set_aside_farm_burning(alerts, min_fields=th.farm_burning_min_fields)

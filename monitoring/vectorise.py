@@ -18,7 +18,7 @@ from shapely.geometry.polygon import orient
 
 from monitoring.fuse import BURN, NONE, SOIL, STRUCTURE, confidence_tier
 from monitoring.results import Alert, ChangeType
-from monitoring.sources.base import LC_CROP
+from monitoring.sources.base import LC_BARE, LC_CROP
 
 EIGHT = np.ones((3, 3), dtype=bool)
 CORROBORATION_SHARE = 0.2
@@ -77,6 +77,11 @@ SAR_METHOD = "s1-welch-t"
 """The radar change whose signed dB score tells roughened ground (crater fields) from smoothed (earthworks)."""
 
 
+OPTICALLY_BLIND = (LC_BARE,)
+"""Land covers where the optical tests cannot see a crater field: bare rock and sparse ground have no vegetation
+to lose, so the soil-exposure test has nothing to measure; there radar's roughening speaks even under a clear sky."""
+
+
 @dataclass(frozen=True)
 class Evidence:
     """Computed (numpy) per-pixel layers of one area, as the detectors and fuse produced them."""
@@ -96,6 +101,9 @@ class Evidence:
     """method -> its own latest baseline look, where it differs from baseline_last_clear (radar: the last pass)."""
     landcover: np.ndarray | None = None
     """ESA WorldCover codes on the grid, where the source has them."""
+    optical_last_clear: np.ndarray | None = None
+    """Per pixel, the day (days since 1970-01-01) of the latest clear Sentinel-2 look in the after window that a
+    clear baseline lets show change, -1 where there was none; None without optical data."""
 
 
 def _day(t: np.datetime64) -> date:
@@ -267,6 +275,59 @@ def change_regions(
     return labels, kinds
 
 
+def radar_crater_regions(evidence: Evidence) -> np.ndarray:
+    """Crater fields that only radar saw: a label raster (0 = none).
+
+    Candidates are pixels the radar test flagged as a backscatter rise where radar may speak for the ground (its
+    `support`: off cropland, or unusual for the season on cropland), that no other detector claimed, and that no
+    clear optical look saw after radar's first change (monsoon cloud), or that lie where optics are blind
+    (OPTICALLY_BLIND). A group of them is a crater field when it rose at least CRATER_MIN_ROUGHENING_DB above its
+    unchanged surroundings of the same land cover: churned ground is rough at C band, while a change of soil
+    moisture or of the season raises the surroundings too. Other radar-only change (a drop: burnt or cleared
+    vegetation, or fresh soil) is not typed, so it is not claimed.
+    """
+    L = evidence.layers
+    support, score, first = (L.get(f"{SAR_METHOD}.{k}") for k in ("support", "score", "first"))
+    times = evidence.times.get(SAR_METHOD)
+    if support is None or score is None or first is None or times is None or not len(times):
+        return np.zeros(evidence.codes.shape, dtype="int32")
+    days = np.asarray(times).astype("datetime64[D]").astype("int64")
+    first_day = np.where(first >= 0, days[np.clip(first, 0, len(days) - 1)], np.iinfo("int64").max)
+    unseen = np.ones(first.shape, bool)
+    if evidence.optical_last_clear is not None:
+        unseen = evidence.optical_last_clear < first_day
+    if evidence.landcover is not None:
+        unseen |= np.isin(evidence.landcover, OPTICALLY_BLIND)
+    candidates = support.astype(bool) & (score > 0) & (evidence.codes == NONE) & unseen
+    regions, _ = ndimage.label(
+        ndimage.binary_closing(candidates, structure=EIGHT) | candidates, structure=EIGHT
+    )
+    unchanged = _unchanged(evidence.codes) & ~ndimage.binary_dilation(
+        support.astype(bool), structure=EIGHT, iterations=EDGE_REACH_PX
+    )
+    sar = np.where(score != 0, score, np.nan)
+    out = np.zeros(regions.shape, dtype="int32")
+    lc = evidence.landcover
+    next_id = 1
+    for r, sl in enumerate(ndimage.find_objects(regions), start=1):
+        if sl is None:
+            continue
+        win = _window(sl, RING_PX[1] + 1, regions.shape)
+        region = regions[win] == r
+        inside = sar[win][region & candidates[win]]
+        bg = _background(
+            sar[win], region, _surroundings(region, unchanged[win]), None if lc is None else lc[win]
+        )
+        if bg is None or np.isfinite(inside).sum() < 3:
+            continue
+        if float(np.nanmean(inside)) - bg >= CRATER_MIN_ROUGHENING_DB:
+            # The field's extent as a mapper outlines it (as for optical crater fields): the multilook and the
+            # tests leave gaps between the roughest patches.
+            out[win][_outline(region) & (out[win] == 0)] = next_id
+            next_id += 1
+    return out
+
+
 def _unchanged(codes: np.ndarray) -> np.ndarray:
     """Pixels no detector flagged, nor within EDGE_REACH_PX of one (edges of changes are mixed)."""
     return ~ndimage.binary_dilation(codes != NONE, structure=EIGHT, iterations=EDGE_REACH_PX)
@@ -362,13 +423,23 @@ def vectorise_alerts(
 ) -> list[Alert]:
     """Alert polygons (WGS84) for every change region of at least mmu_ha, largest first."""
     labels, kinds = change_regions(evidence.codes, evidence.layers, evidence.landcover)
+    # Crater fields only radar saw (under cloud, or on bare ground) join with the radar test as their method.
+    radar = radar_crater_regions(evidence)
+    offset = max(kinds, default=0)
+    radar_only = set()
+    for r in range(1, int(radar.max()) + 1):
+        sel = (radar == r) & (labels == 0)
+        if sel.any():
+            labels[sel] = offset + r
+            kinds[offset + r] = ChangeType.CRATER_FIELD
+            radar_only.add(offset + r)
     if not kinds:
         return []
     px_ha = abs(geobox.resolution.x * geobox.resolution.y) / 1e4
     core = np.bincount(labels.ravel(), minlength=max(kinds) + 1)
     # The MMU applies to each region with its weaker edge (grow_edges), as long as its core is half of it.
     candidates = {k for k in kinds if core[k] * px_ha >= MMU_CORE_SHARE * mmu_ha}
-    labels = grow_edges(labels, kinds, evidence, only=candidates)
+    labels = grow_edges(labels, kinds, evidence, only=candidates - radar_only)
     counts = np.bincount(labels.ravel(), minlength=max(kinds) + 1)
     keep = {k for k in candidates if counts[k] * px_ha >= mmu_ha}
     if not keep:
@@ -381,7 +452,7 @@ def vectorise_alerts(
     for k in sorted(keep):
         ctype = kinds[k]
         pix = labels == k
-        method = PRIMARY[ctype]
+        method = SAR_METHOD if k in radar_only else PRIMARY[ctype]
         sensor = evidence.sensors[method]
         times = evidence.times[method]
         sensors = {sensor}

@@ -13,7 +13,7 @@ from shapely.geometry import shape
 
 from monitoring.fuse import BURN, NONE, SOIL, STRUCTURE
 from monitoring.results import ChangeType, Confidence
-from monitoring.sources.base import LC_CROP
+from monitoring.sources.base import LC_BARE, LC_CROP
 from monitoring.vectorise import (
     CRATER_MIN_SOLIDITY,
     EDGE_REACH_PX,
@@ -443,3 +443,64 @@ def test_radar_alerts_carry_the_last_change_point_the_omnibus_test_dated() -> No
     burn, struct = vectorise_alerts(ev, geobox=aoi.geobox, area_id="x", mmu_ha=0.2)
     assert str(struct.radar_last_change) == "2025-12-11"
     assert burn.radar_last_change is None  # radar did not see the burn
+
+
+def _radar_evidence(
+    *, db: float, ring_db: float = 0.1, seen_day: int = -1, landcover: int = FOREST
+) -> Evidence:
+    """A 10 x 10 px patch radar flagged, changed by db; its unchanged surroundings by ring_db."""
+    aoi = tiny_aoi()
+    ev = _evidence(np.zeros(aoi.shape, "uint8"))
+    patch = np.zeros(aoi.shape, bool)
+    patch[20:30, 20:30] = True
+    rng = np.random.default_rng(0)
+    score = np.where(patch, db, ring_db + rng.normal(0, 0.2, aoi.shape)).astype("float32")
+    layers = {**ev.layers, "s1-welch-t.score": score, "s1-welch-t.mask": patch, "s1-welch-t.support": patch}
+    return Evidence(
+        **{
+            **ev.__dict__,
+            "layers": layers,
+            "landcover": np.full(aoi.shape, landcover, "uint8"),
+            "optical_last_clear": np.full(aoi.shape, seen_day, "int32"),
+        }
+    )
+
+
+def _day_number(iso: str) -> int:
+    return int(np.datetime64(iso, "D").astype("int64"))
+
+
+def test_a_rise_only_radar_saw_under_cloud_is_a_crater_field() -> None:
+    aoi = tiny_aoi()
+    (a,) = vectorise_alerts(_radar_evidence(db=3.0), geobox=aoi.geobox, area_id="x", mmu_ha=0.2)
+    assert a.change_type is ChangeType.CRATER_FIELD and a.sensors == ["sentinel-1"]
+    assert "s1-welch-t" in a.methods and a.p_value is not None
+    assert a.first_observed.isoformat() == "2025-12-06" and a.area_ha == pytest.approx(1.0, abs=0.05)
+    # An optical look before radar's change (its first change is 6 Dec) does not count as seeing it.
+    before = _radar_evidence(db=3.0, seen_day=_day_number("2025-12-01"))
+    assert len(vectorise_alerts(before, geobox=aoi.geobox, area_id="x", mmu_ha=0.2)) == 1
+
+
+def test_radar_alone_claims_no_crater_field_where_optics_looked_unless_they_are_blind() -> None:
+    aoi = tiny_aoi()
+    seen = _day_number("2025-12-11")  # a clear look after radar's change, and the optical tests found nothing
+    assert (
+        vectorise_alerts(_radar_evidence(db=3.0, seen_day=seen), geobox=aoi.geobox, area_id="x", mmu_ha=0.2)
+        == []
+    )
+    rock = _radar_evidence(
+        db=3.0, seen_day=seen, landcover=LC_BARE
+    )  # no vegetation to lose: optics are blind
+    (a,) = vectorise_alerts(rock, geobox=aoi.geobox, area_id="x", mmu_ha=0.2)
+    assert a.change_type is ChangeType.CRATER_FIELD
+
+
+@pytest.mark.parametrize(
+    ("db", "ring_db"),
+    [(-3.0, 0.1), (3.0, 2.8)],
+    ids=["a drop is not typed", "the surroundings rose as much (soil moisture)"],
+)
+def test_radar_only_change_that_is_not_roughening_is_not_claimed(db: float, ring_db: float) -> None:
+    aoi = tiny_aoi()
+    ev = _radar_evidence(db=db, ring_db=ring_db)
+    assert vectorise_alerts(ev, geobox=aoi.geobox, area_id="x", mmu_ha=0.2) == []
