@@ -40,6 +40,7 @@ DPI = 150
 FIG_SIZE_IN = (7.2, 5.2)
 
 _HALO = [patheffects.withStroke(linewidth=3.2, foreground="black")]
+_THIN_HALO = [patheffects.withStroke(linewidth=2.0, foreground="black", alpha=0.6)]
 
 
 @functools.lru_cache(maxsize=16)
@@ -154,7 +155,9 @@ def render_area_figure(result: HotspotResult, chips: Chips, *, order: list[Alert
     for alert in result.seasonal_burns:
         for poly in alert_polygons(alert, result.crs):
             x, y = poly.exterior.xy
-            ax.plot(x, y, color=FARM_BURNING_COLOUR, linewidth=0.7, linestyle=(0, (2, 1)))
+            ax.plot(
+                x, y, color=FARM_BURNING_COLOUR, linewidth=0.9, linestyle=(0, (2, 1)), path_effects=_THIN_HALO
+            )
     present: list[ChangeType] = []
     for number, alert in enumerate(order, start=1):
         colour = CHANGE_COLOURS[alert.change_type]
@@ -204,7 +207,13 @@ def render_area_figure(result: HotspotResult, chips: Chips, *, order: list[Alert
     if result.seasonal_burns:
         handles.append(
             Line2D(
-                [], [], color=FARM_BURNING_COLOUR, linewidth=1.2, linestyle=(0, (2, 1)), label="Farm burning"
+                [],
+                [],
+                color=FARM_BURNING_COLOUR,
+                linewidth=1.2,
+                linestyle=(0, (2, 1)),
+                path_effects=_THIN_HALO,
+                label="Farm burning",
             )
         )
     if chips.unobserved.any():
