@@ -154,6 +154,28 @@ def _background(
     return float(np.median(values)) if values.size >= MIN_RING_PX else None
 
 
+def _tested_db(score: np.ndarray) -> np.ndarray:
+    """The radar's signed dB change with NaN where it tested nothing (its score is exactly 0 there)."""
+    return np.where(score != 0, score, np.nan)
+
+
+def _roughening(
+    sar: np.ndarray,
+    inside: np.ndarray,
+    region: np.ndarray,
+    unchanged: np.ndarray,
+    landcover: np.ndarray | None,
+) -> float | None:
+    """How much more a region's backscatter rose (mean over `inside`, dB) than its unchanged surroundings'
+    (median, on its own land cover where enough share it); None with under 3 tested pixels or too few
+    surroundings. All arrays are one window."""
+    values = sar[inside]
+    bg = _background(sar, region, _surroundings(region, unchanged), landcover)
+    if bg is None or np.isfinite(values).sum() < 3:
+        return None
+    return float(np.nanmean(values)) - bg
+
+
 def _is_crater_field(
     disturbed: np.ndarray, outline: np.ndarray, roughening: float | None, bareness: float | None = None
 ) -> bool:
@@ -201,7 +223,7 @@ def soil_regions(
     regions, _ = ndimage.label(joined, structure=EIGHT)
     if unchanged is None:
         unchanged = ~soil
-    sar = None if sar_score is None else np.where(sar_score != 0, sar_score, np.nan)
+    sar = None if sar_score is None else _tested_db(sar_score)
     out = np.zeros_like(regions)
     kinds: dict[int, ChangeType] = {}
     next_id = 1
@@ -216,10 +238,7 @@ def soil_regions(
         lc = None if landcover is None else landcover[win]
         roughening = None
         if sar is not None and (lc is None or (lc[outline] == LC_CROP).mean() < 0.5):
-            inside = sar[win][outline]
-            bg = _background(sar[win], outline, _surroundings(outline, unchanged[win]), lc)
-            if bg is not None and np.isfinite(inside).sum() >= 3:
-                roughening = float(np.nanmean(inside)) - bg
+            roughening = _roughening(sar[win], outline, outline, unchanged[win], lc)
         bareness = None
         if post_ndvi is not None:
             values = post_ndvi[win][disturbed]
@@ -305,7 +324,7 @@ def radar_crater_regions(evidence: Evidence) -> np.ndarray:
     unchanged = _unchanged(evidence.codes) & ~ndimage.binary_dilation(
         support.astype(bool), structure=EIGHT, iterations=EDGE_REACH_PX
     )
-    sar = np.where(score != 0, score, np.nan)
+    sar = _tested_db(score)
     out = np.zeros(regions.shape, dtype="int32")
     lc = evidence.landcover
     next_id = 1
@@ -314,13 +333,10 @@ def radar_crater_regions(evidence: Evidence) -> np.ndarray:
             continue
         win = _window(sl, RING_PX[1] + 1, regions.shape)
         region = regions[win] == r
-        inside = sar[win][region & candidates[win]]
-        bg = _background(
-            sar[win], region, _surroundings(region, unchanged[win]), None if lc is None else lc[win]
+        rise = _roughening(
+            sar[win], region & candidates[win], region, unchanged[win], None if lc is None else lc[win]
         )
-        if bg is None or np.isfinite(inside).sum() < 3:
-            continue
-        if float(np.nanmean(inside)) - bg >= CRATER_MIN_ROUGHENING_DB:
+        if rise is not None and rise >= CRATER_MIN_ROUGHENING_DB:
             # The field's extent as a mapper outlines it (as for optical crater fields): the multilook and the
             # tests leave gaps between the roughest patches.
             out[win][_outline(region) & (out[win] == 0)] = next_id
@@ -425,14 +441,10 @@ def vectorise_alerts(
     labels, kinds = change_regions(evidence.codes, evidence.layers, evidence.landcover)
     # Crater fields only radar saw (under cloud, or on bare ground) join with the radar test as their method.
     radar = radar_crater_regions(evidence)
-    offset = max(kinds, default=0)
-    radar_only = set()
-    for r in range(1, int(radar.max()) + 1):
-        sel = (radar == r) & (labels == 0)
-        if sel.any():
-            labels[sel] = offset + r
-            kinds[offset + r] = ChangeType.CRATER_FIELD
-            radar_only.add(offset + r)
+    free = (radar > 0) & (labels == 0)
+    labels[free] = radar[free] + max(kinds, default=0)
+    radar_only = {int(k) for k in np.unique(labels[free])}
+    kinds.update(dict.fromkeys(radar_only, ChangeType.CRATER_FIELD))
     if not kinds:
         return []
     px_ha = abs(geobox.resolution.x * geobox.resolution.y) / 1e4

@@ -462,10 +462,10 @@ class StacSource:
             query={"eo:cloud_cover": {"lte": self.max_cloud_cover}},
         )
         items = dedupe_granules(items)
-        lon = aoi.footprint.centroid.x
+        centre = aoi.footprint.centroid
+        lon = centre.x
         groups = group_items(items, lambda it: solar_day(item_time(it), lon))
         scenes, times, ids, platforms, clouds, suns = [], [], [], [], [], []
-        centre = aoi.footprint.centroid
         for g in groups:
             assets = resolve_assets(g, OPTICAL_ASSETS, aoi.id)
             sid = ",".join(it.id for it in g)
