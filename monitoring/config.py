@@ -188,6 +188,59 @@ class LocalSettings(_Strict):
     folder: str | None = None
 
 
+ThermalSourceName = Literal["auto", "firms", "simulator", "none"]
+
+FIRMS_PRODUCT_PATTERN = r"^(VIIRS_SNPP|VIIRS_NOAA20|VIIRS_NOAA21|MODIS)(_NRT|_SP)?$"
+"""FIRMS products the thermal source reads: a satellite family (its NRT or SP source picked per day from FIRMS'
+data availability) or one source pinned with its _NRT/_SP suffix."""
+
+
+class ThermalSettings(_Strict):
+    """Where active-fire detections (thermal anomalies, monitoring.sources.thermal) come from."""
+
+    source: ThermalSourceName = "auto"
+    """auto: the simulator's fires when the imagery source is the simulator; NASA FIRMS with a real imagery
+    source when a FIRMS MAP_KEY is available (FIRMS_MAP_KEY or firms.map_key_block); otherwise none.
+    firms / simulator / none force one (firms without a MAP_KEY is then an error)."""
+
+
+class FirmsSettings(_Strict):
+    """NASA FIRMS active fires (area and data-availability APIs). The MAP_KEY is not a setting: it comes from
+    the environment (FIRMS_MAP_KEY) or a Prefect Secret block."""
+
+    base_url: str = "https://firms.modaps.eosdis.nasa.gov"
+    """API root; the client appends /api/area/csv/... and /api/data_availability/csv/...."""
+    products: tuple[Annotated[str, Field(pattern=FIRMS_PRODUCT_PATTERN)], ...] = (
+        "VIIRS_SNPP",
+        "VIIRS_NOAA20",
+        "VIIRS_NOAA21",
+        "MODIS",
+    )
+    """Products to read: VIIRS_SNPP, VIIRS_NOAA20, VIIRS_NOAA21 (375 m) and MODIS (Terra and Aqua, 1 km). Each
+    day is read from the standard-processing archive (_SP) where FIRMS holds it, else from near real time
+    (_NRT); a suffix pins one of them."""
+    map_key_block: str | None = None
+    """Name of a Prefect Secret block holding the MAP_KEY (a string, or {"map_key": ...}), used when
+    FIRMS_MAP_KEY is not set."""
+    max_retries: Annotated[int, Field(ge=0, le=10)] = 4
+    """Retries of a request that got no answer, a 5xx or a 429 (Retry-After is honoured)."""
+    timeout_s: Annotated[float, Field(gt=0, le=600)] = 60.0
+    """Connect and read timeout of one request."""
+    backoff_s: Annotated[float, Field(ge=0, le=60)] = 2.0
+    """Backoff factor of the retries: waits of 0, 2x, 4x, 8x ... this many seconds (urllib3's Retry)."""
+
+    @field_validator("products")
+    @classmethod
+    def _products_once(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if not v:
+            raise ValueError("list at least one product, or set thermal.source to none")
+        families = [p.removesuffix("_NRT").removesuffix("_SP") for p in v]
+        dupes = sorted({f for f in families if families.count(f) > 1})
+        if dupes:
+            raise ValueError(f"products {dupes} are listed twice: each satellite would count its fires twice")
+        return v
+
+
 class CacheSettings(_Strict):
     folder: str = ".cache/scenes"
     """Where loaded scenes are kept, relative to the working directory."""
@@ -223,6 +276,8 @@ class Settings(BaseSettings):
     )
     stac: StacSettings = StacSettings()
     local: LocalSettings = LocalSettings()
+    thermal: ThermalSettings = ThermalSettings()
+    firms: FirmsSettings = FirmsSettings()
     cache: CacheSettings = CacheSettings()
     output_dir: str = "out"
     """Where runs are written: <output_dir>/<YYYY-MM-DD>/ (relative to the working directory)."""
