@@ -61,6 +61,9 @@ class BackgroundSettings(_Frozen):
     """Share of harvested paddy fields burnt within farm_burning_days of harvest (not ground truth)."""
     farm_burning_days: Annotated[int, Field(ge=1, le=90)] = 25
     """Window after each field's harvest in which its stubble may be burnt."""
+    stray_fire_rate: Annotated[float, Field(ge=0.0, le=10.0)] = 0.05
+    """Simulated VIIRS active-fire detections per 100 km² per day that no change on the ground explains
+    (household and rubbish fires, charcoal kilns), as a clear sky would show them; mostly low confidence."""
 
 
 class Settlement(_Frozen):

@@ -13,6 +13,7 @@ from typing import Any
 
 import dask
 import dask.array as da
+import geopandas as gpd
 import numpy as np
 import xarray as xr
 from dask.base import tokenize
@@ -33,7 +34,9 @@ from monitoring.sources.simulator.optical import render_optical_block
 from monitoring.sources.simulator.sar import render_sar_block
 from monitoring.sources.simulator.scenario import Scenario, ScenarioEvent
 from monitoring.sources.simulator.schedule import OpticalScene, SarScene, optical_scenes, sar_scenes
+from monitoring.sources.simulator.thermal import simulate_fires
 from monitoring.sources.simulator.world import Window, World, block_slices, grid_axes, world_for
+from monitoring.sources.thermal import check_fires, empty_fires, fires_frame, search_bbox
 
 
 class _Layout:
@@ -242,6 +245,19 @@ class SimulatorSource:
                 if gt is not None:
                     out.append(gt)
         return sorted(out, key=lambda g: (g.date, g.id))
+
+    # -- ThermalSource ------------------------------------------------------------------------------------
+
+    def load_fires(self, aoi: AOI, start: date, end: date) -> gpd.GeoDataFrame:
+        """Simulated VIIRS active fires (Suomi NPP, NOAA-20, NOAA-21) as NASA FIRMS delivers them, for the
+        AOI's search box and UTC days start..end: the scenario's burn scars, its farm burning and stray fires
+        (monitoring.sources.simulator.thermal)."""
+        if end < start:
+            return check_fires(empty_fires(), aoi, start, end)
+        world = world_for(aoi.geobox, self.seed)
+        anchors = scenario_anchors(world, self.scenario)
+        frame = simulate_fires(world, self.scenario, search_bbox(aoi), start, end, anchors=anchors)
+        return check_fires(fires_frame(frame) if len(frame) else empty_fires(), aoi, start, end)
 
 
 _: type[ImagerySource] = SimulatorSource  # checked statically: the simulator keeps the source contract
