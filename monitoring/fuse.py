@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 
+import geopandas as gpd
+import numpy as np
+import shapely
 import xarray as xr
 
 from monitoring.detect.result import Detection
@@ -47,11 +52,13 @@ def confidence_tier(
     highest: two independent sensors agree; high: seen again in a later independent observation, or two
     independent methods agree; low: one method, one observation. `seasonal`: the change is one the season makes
     routinely there (a burn on cropland in the stubble-burning season), so more looks of the same thing do not
-    make it more likely to be conflict: it stays low until independent evidence (thermal, another sensor) agrees.
+    make it more likely to be conflict: it stays low until another imaging sensor agrees. An active-fire detection
+    does not lift it: stubble fires are hot too, so thermal confirms a fire, not a conflict.
     """
-    if seasonal and len(set(sensors)) < 2:
+    seen = set(sensors)
+    if seasonal and len(seen - set(THERMAL_SENSORS.values())) < 2:
         return Confidence.LOW
-    if len(set(sensors)) >= 2:
+    if len(seen) >= 2:
         return Confidence.HIGHEST
     if observations >= 2 or len(set(methods)) >= 2:
         return Confidence.HIGH
@@ -65,13 +72,109 @@ def set_aside_farm_burning(alerts: Sequence[Alert], *, min_fields: int) -> tuple
     from a field set alight by shelling. Like the war-fire model's test against the season's normal fire activity,
     the area's own window decides: with at least `min_fields` single-sensor burn scars on cropland (`seasonal`
     alerts) the season is under way, and every one of them is set aside (kept for the map and the GeoJSON, not
-    counted or listed as an alert). Fewer stay alerts at low confidence. Burns that another sensor corroborates,
-    burns off cropland and every other change type are never set aside.
+    counted or listed as an alert). Fewer stay alerts at low confidence. Burns that radar corroborates (an
+    active fire does not: farmers' fires are hot too), burns off cropland and every other change type are never set aside.
     """
+    thermal = set(THERMAL_SENSORS.values())
     seasonal = [
-        a for a in alerts if a.seasonal and a.change_type is ChangeType.BURN_SCAR and len(set(a.sensors)) < 2
+        a
+        for a in alerts
+        if a.seasonal and a.change_type is ChangeType.BURN_SCAR and len(set(a.sensors) - thermal) < 2
     ]
     if len(seasonal) < min_fields:
         return list(alerts), []
     aside = {a.id for a in seasonal}
     return [a for a in alerts if a.id not in aside], seasonal
+
+
+# --- Active fires (thermal anomalies) -------------------------------------------------------------------------
+
+THERMAL_SENSORS: dict[str, str] = {"VIIRS": "viirs", "MODIS": "modis"}
+"""Sensor names of active-fire detections by instrument, as they appear in an alert's sensors."""
+FIRE_METHOD = "active-fire"
+"""The method name of an active-fire detection among an alert's methods."""
+
+
+@dataclass(frozen=True)
+class Fires:
+    """An area's active-fire detections (monitoring.sources.thermal) as points on its grid.
+
+    A detection is a fire somewhere in a VIIRS (375 m) or MODIS (1 km) pixel around its centre point; off nadir the
+    pixel grows to about twice that across the scan. `reach_m` is therefore the pixel size: a detection counts
+    for a change when its point lies within that distance of the change's outline.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    """Pixel centres in the grid's CRS (metres)."""
+    time: np.ndarray
+    """Acquisition times, datetime64[s] in UTC."""
+    reach_m: np.ndarray
+    sensor: np.ndarray
+    """'viirs' or 'modis' (THERMAL_SENSORS)."""
+    frp: np.ndarray
+    """Fire radiative power, MW (NaN where not given)."""
+
+    @classmethod
+    def from_frame(cls, fires: gpd.GeoDataFrame, crs: str) -> Fires:
+        """From a fire table keeping monitoring.sources.thermal's contract, projected to `crs`."""
+        pts = fires.to_crs(crs).geometry
+        when = fires["time"].dt.tz_convert("UTC").dt.tz_localize(None).to_numpy().astype("datetime64[s]")
+        return cls(
+            x=np.asarray(pts.x, dtype="float64"),
+            y=np.asarray(pts.y, dtype="float64"),
+            time=when,
+            reach_m=fires["pixel_m"].to_numpy(dtype="float64"),
+            sensor=np.array(
+                [THERMAL_SENSORS.get(str(i), str(i).lower()) for i in fires["instrument"]], dtype=object
+            ),
+            frp=fires["frp"].to_numpy(dtype="float64"),
+        )
+
+    def __len__(self) -> int:
+        return int(self.x.size)
+
+    def near(
+        self, geom: shapely.Geometry, first_day: date | None, last_day: date, *, pad_m: float = 0.0
+    ) -> np.ndarray:
+        """Indices of the detections within reach (+ pad_m) of `geom` (grid CRS) acquired on days
+        first_day..last_day (UTC, inclusive; no lower bound without first_day)."""
+        if not len(self):
+            return np.zeros(0, dtype="int64")
+        hi = np.datetime64(datetime.combine(last_day + timedelta(days=1), datetime.min.time()), "s")
+        when = self.time < hi
+        if first_day is not None:
+            when &= self.time >= np.datetime64(datetime.combine(first_day, datetime.min.time()), "s")
+        idx = np.flatnonzero(when)
+        if not idx.size:
+            return idx
+        d = shapely.distance(shapely.points(self.x[idx], self.y[idx]), geom)
+        return idx[d <= self.reach_m[idx] + pad_m]
+
+
+@dataclass(frozen=True)
+class FireMatch:
+    """The active fires that agree with one change: how many, when, how hot, which sensors."""
+
+    count: int
+    first: datetime | None
+    last: datetime | None
+    frp_max: float | None
+    sensors: tuple[str, ...]
+
+
+def match_fires(fires: Fires, geom: shapely.Geometry, first_day: date | None, last_day: date) -> FireMatch:
+    """The detections within reach of a change's outline (grid CRS) between its last look before and its first
+    look after (days, inclusive): the fire that made a burn scar burnt in that interval."""
+    idx = fires.near(geom, first_day, last_day)
+    if not idx.size:
+        return FireMatch(0, None, None, None, ())
+    t = fires.time[idx]
+    frp = fires.frp[idx]
+    return FireMatch(
+        count=int(idx.size),
+        first=t.min().astype(datetime),
+        last=t.max().astype(datetime),
+        frp_max=round(float(np.nanmax(frp)), 2) if np.isfinite(frp).any() else None,
+        sensors=tuple(sorted(set(fires.sensor[idx]))),
+    )

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import dask
+import geopandas as gpd
 import numpy as np
 import xarray as xr
 
@@ -27,11 +28,12 @@ from monitoring.detect import (
 )
 from monitoring.detect.omnibus import date_sar_changes
 from monitoring.detect.sar import to_db
-from monitoring.errors import ConfigError, DetectionError
-from monitoring.fuse import fuse_change_types, set_aside_farm_burning
+from monitoring.errors import ConfigError, DetectionError, SourceError
+from monitoring.fuse import Fires, fuse_change_types, set_aside_farm_burning
 from monitoring.preprocess import add_indices, composite, latest_clear, mask_clouds
-from monitoring.results import Alert, Coverage, HotspotResult, Windows, area_dir
+from monitoring.results import Alert, Coverage, FireDetection, HotspotResult, Windows, area_dir
 from monitoring.sources.base import ImagerySource, check_optical, check_sar
+from monitoring.sources.thermal import ThermalSource, check_fires, utc_day_bounds
 from monitoring.vectorise import Evidence, vectorise_alerts
 
 log = logging.getLogger(__name__)
@@ -88,6 +90,24 @@ def make_source(settings: Settings) -> ImagerySource:
             cache=cache,
         )
     raise ConfigError(f"unknown source {name!r}; choose simulator, sentinelhub, cdse, stac or local.")
+
+
+def make_thermal_source(settings: Settings, imagery: ImagerySource) -> ThermalSource | None:
+    """The active-fire source for a run (settings.thermal.source; 'auto' as firms.choose_thermal_source
+    decides): the simulator's own fires, NASA FIRMS, or None (alerts then say thermal data was not checked)."""
+    from monitoring.sources.firms import choose_thermal_source, firms_source
+
+    choice = choose_thermal_source(settings)
+    if choice == "none":
+        return None
+    if choice == "simulator":
+        if not (imagery.simulated and isinstance(imagery, ThermalSource)):
+            raise ConfigError(
+                f"thermal.source 'simulator' needs source: simulator (the run uses {imagery.name!r}); set "
+                "thermal.source to auto, firms or none."
+            )
+        return imagery
+    return firms_source(settings)
 
 
 def _rgb(ds: xr.Dataset) -> xr.DataArray:
@@ -164,6 +184,41 @@ def record_failure(
     return result
 
 
+def _load_fires(
+    thermal: ThermalSource | None, aoi: AOI, windows: TimeWindows, warnings: list[str]
+) -> gpd.GeoDataFrame | None:
+    """The area's active fires from the before window's start to the after window's end (a burn's last clear
+    look before may lie in the before window); None, with a warning, where the source failed."""
+    if thermal is None:
+        return None
+    start, end = windows.before[0], windows.after[1]
+    try:
+        return check_fires(thermal.load_fires(aoi, start, end), aoi, start, end)
+    except SourceError as e:
+        warnings.append(f"active fires not checked ({thermal.name}): {e}")
+        return None
+
+
+def _fire_records(fires: gpd.GeoDataFrame, aoi: AOI, windows: TimeWindows) -> list[FireDetection]:
+    """The detections inside the area's footprint in the after window, for the briefing and the GeoJSON."""
+    lo, hi = utc_day_bounds(*windows.after)
+    inside = fires[(fires["time"] >= lo) & (fires["time"] < hi) & fires.within(aoi.footprint)]
+    return [
+        FireDetection(
+            time=row.time.to_pydatetime(),
+            latitude=round(float(row.latitude), 5),
+            longitude=round(float(row.longitude), 5),
+            satellite=str(row.satellite),
+            instrument=str(row.instrument),
+            confidence=str(row.confidence),
+            frp=round(float(row.frp), 2) if np.isfinite(row.frp) else None,
+            daynight=str(row.daynight),
+            product=str(row.product),
+        )
+        for row in inside.itertuples()
+    ]
+
+
 def _days(values: np.ndarray) -> list[date]:
     return [date.fromisoformat(str(np.datetime64(t, "D"))) for t in values]
 
@@ -175,11 +230,14 @@ def analyse_area(
     source: ImagerySource,
     settings: Settings,
     run_dir: Path,
+    thermal: ThermalSource | None | Literal["auto"] = "auto",
 ) -> HotspotResult:
     """Load, mask, composite, detect, fuse and vectorise one area; write result.json and chips.npz.
 
     Everything up to the fused change map is lazy; one dask.compute evaluates it, then the small numpy
-    layers are vectorised. Raises BorderwatchError subclasses for problems the caller should report.
+    layers are vectorised. `thermal`: the active-fire source ("auto": make_thermal_source; None: not checked);
+    if it fails the area is still analysed and a warning says thermal data was not checked. Raises
+    BorderwatchError subclasses for problems the caller should report.
     """
     t0 = time.perf_counter()
     th = settings.thresholds
@@ -190,6 +248,9 @@ def analyse_area(
     sar_parts = [check_sar(source.load_sar(aoi, a, b), aoi, a, b) for a, b in windows.sar_ranges()]
     sar = sar_parts[0] if len(sar_parts) == 1 else xr.concat(sar_parts, "time")
     landcover = source.load_landcover(aoi)
+    if thermal == "auto":
+        thermal = make_thermal_source(settings, source)
+    fires = _load_fires(thermal, aoi, windows, warnings)
 
     lazy: dict[str, Any] = {}
     detections: list[Detection] = []
@@ -312,6 +373,7 @@ def analyse_area(
             else {},
             landcover=c.get("landcover"),
             optical_last_clear=c.get("optical_last_clear"),
+            fires=Fires.from_frame(fires, str(aoi.crs)) if fires is not None else None,
         )
         alerts = vectorise_alerts(evidence, geobox=aoi.geobox, area_id=aoi.id, mmu_ha=th.mmu_ha)
         alerts, seasonal_burns = set_aside_farm_burning(alerts, min_fields=th.farm_burning_min_fields)
@@ -335,6 +397,8 @@ def analyse_area(
         coverage=coverage,
         alerts=alerts,
         seasonal_burns=seasonal_burns,
+        thermal_source=thermal.name if fires is not None and thermal is not None else None,
+        fires=_fire_records(fires, aoi, windows) if fires is not None else [],
         scene_ids=scene_ids,
         chips=chips,
         seconds=round(time.perf_counter() - t0, 2),

@@ -83,7 +83,14 @@ class Alert(_Record):
     """A change the season makes there routinely: a burn scar mostly on cropland (stubble burning in the dry
     season). More looks of it do not make it conflict; it stays low confidence until another sensor agrees."""
     thermal_detections: int | None = None
-    """Active-fire detections nearby; None = thermal data not checked in this run."""
+    """Active-fire detections (VIIRS/MODIS) within a pixel of the outline between the last clear look before and
+    the first observation; 0 = thermal data checked, no fire seen there (cloud hides fires too); None = thermal
+    data not checked in this run."""
+    thermal_first: datetime | None = None
+    """Time (UTC) of the first of those detections: for a burn scar, when it was burning."""
+    thermal_last: datetime | None = None
+    thermal_frp_max: float | None = None
+    """Largest fire radiative power among them, MW."""
     scene_ids: list[str]
     lifecycle: Literal["new", "confirmed", "ongoing", "finished"] = "new"
     geometry: dict[str, Any]
@@ -107,6 +114,25 @@ class Coverage(_Record):
     not_observed_fraction: float
     """Share of the AOI that neither sensor observed in the after window."""
     status: Literal["observed", "partly observed", "not observed", "failed"]
+
+
+class FireDetection(_Record):
+    """One active-fire pixel (VIIRS 375 m, MODIS 1 km) at one overpass, as NASA FIRMS gives it."""
+
+    time: datetime
+    """Acquisition time, UTC."""
+    latitude: float
+    longitude: float
+    """The pixel's centre: the fire is somewhere in that pixel."""
+    satellite: str
+    instrument: str
+    confidence: str
+    """low, nominal or high (FIRMS)."""
+    frp: float | None
+    """Fire radiative power, MW."""
+    daynight: str
+    product: str
+    """The FIRMS product (e.g. VIIRS_SNPP_NRT) or 'simulated'."""
 
 
 class Windows(_Record):
@@ -147,6 +173,11 @@ class HotspotResult(_Record):
     """Burn scars on cropland set aside as the season's farm burning (fuse.set_aside_farm_burning): where many
     fields burnt in the same window, single-sensor burns on cropland are shown as context, not counted as alerts.
     Same records as alerts, so a GIS analyst can still inspect each one."""
+    thermal_source: str | None = None
+    """Where active fires came from ('simulator', 'firms'); None = thermal data not checked in this run."""
+    fires: list[FireDetection] = Field(default_factory=list)
+    """Active-fire detections inside the area in the after window (all of them, on alerts or not: a fire that left
+    no scar the images could see is still a fire). Thick cloud hides fires from VIIRS too: none is not proof."""
     scene_ids: list[str] = Field(default_factory=list)
     chips: str | None = None
     """File name (inside the area folder) of chips.npz: before_rgb, after_rgb (uint8 HxWx3), unobserved (bool: no

@@ -16,7 +16,7 @@ from scipy import ndimage
 from shapely.geometry import mapping, shape
 from shapely.geometry.polygon import orient
 
-from monitoring.fuse import BURN, NONE, SOIL, STRUCTURE, confidence_tier
+from monitoring.fuse import BURN, FIRE_METHOD, NONE, SOIL, STRUCTURE, Fires, confidence_tier, match_fires
 from monitoring.results import Alert, ChangeType
 from monitoring.sources.base import LC_BARE, LC_CROP
 
@@ -104,6 +104,9 @@ class Evidence:
     optical_last_clear: np.ndarray | None = None
     """Per pixel, the day (days since 1970-01-01) of the latest clear Sentinel-2 look in the after window that a
     clear baseline lets show change, -1 where there was none; None without optical data."""
+    fires: Fires | None = None
+    """Active-fire detections on the grid, from the before window's start to the after window's end; None where no
+    thermal source was checked (then alerts say so: thermal_detections None)."""
 
 
 def _day(t: np.datetime64) -> date:
@@ -294,22 +297,18 @@ def change_regions(
     return labels, kinds
 
 
-def radar_crater_regions(evidence: Evidence) -> np.ndarray:
-    """Crater fields that only radar saw: a label raster (0 = none).
+def _radar_unseen(evidence: Evidence) -> tuple[np.ndarray, np.ndarray] | None:
+    """(support, unseen): where radar may speak for the ground, and where optics could not look after its change.
 
-    Candidates are pixels the radar test flagged as a backscatter rise where radar may speak for the ground (its
-    `support`: off cropland, or unusual for the season on cropland), that no other detector claimed, and that no
-    clear optical look saw after radar's first change (monsoon cloud), or that lie where optics are blind
-    (OPTICALLY_BLIND). A group of them is a crater field when it rose at least CRATER_MIN_ROUGHENING_DB above its
-    unchanged surroundings of the same land cover: churned ground is rough at C band, while a change of soil
-    moisture or of the season raises the surroundings too. Other radar-only change (a drop: burnt or cleared
-    vegetation, or fresh soil) is not typed, so it is not claimed.
+    `support` is the radar test's own (off cropland, or unusual for the season on cropland) without pixels another
+    detector claimed; `unseen` holds where no clear optical look came after radar's first change (monsoon cloud)
+    or where optics are blind (OPTICALLY_BLIND). None without a radar test.
     """
     L = evidence.layers
-    support, score, first = (L.get(f"{SAR_METHOD}.{k}") for k in ("support", "score", "first"))
+    support, first = L.get(f"{SAR_METHOD}.support"), L.get(f"{SAR_METHOD}.first")
     times = evidence.times.get(SAR_METHOD)
-    if support is None or score is None or first is None or times is None or not len(times):
-        return np.zeros(evidence.codes.shape, dtype="int32")
+    if support is None or first is None or times is None or not len(times):
+        return None
     days = np.asarray(times).astype("datetime64[D]").astype("int64")
     first_day = np.where(first >= 0, days[np.clip(first, 0, len(days) - 1)], np.iinfo("int64").max)
     unseen = np.ones(first.shape, bool)
@@ -317,12 +316,35 @@ def radar_crater_regions(evidence: Evidence) -> np.ndarray:
         unseen = evidence.optical_last_clear < first_day
     if evidence.landcover is not None:
         unseen |= np.isin(evidence.landcover, OPTICALLY_BLIND)
-    candidates = support.astype(bool) & (score > 0) & (evidence.codes == NONE) & unseen
+    return support.astype(bool) & (evidence.codes == NONE), unseen
+
+
+def _regions(candidates: np.ndarray) -> np.ndarray:
+    """8-connected groups of candidate pixels, one-pixel gaps closed."""
     regions, _ = ndimage.label(
         ndimage.binary_closing(candidates, structure=EIGHT) | candidates, structure=EIGHT
     )
+    return regions
+
+
+def radar_crater_regions(evidence: Evidence) -> np.ndarray:
+    """Crater fields that only radar saw: a label raster (0 = none).
+
+    Candidates are pixels the radar test flagged as a backscatter rise where radar may speak for the ground and
+    optics could not look (`_radar_unseen`). A group of them is a crater field when it rose at least
+    CRATER_MIN_ROUGHENING_DB above its unchanged surroundings of the same land cover: churned ground is rough at
+    C band, while a change of soil moisture or of the season raises the surroundings too. A drop (burnt or cleared
+    vegetation, or fresh soil) is not typed here: radar_burn_regions claims it only where a fire burnt there.
+    """
+    score = evidence.layers.get(f"{SAR_METHOD}.score")
+    seen = _radar_unseen(evidence)
+    if score is None or seen is None:
+        return np.zeros(evidence.codes.shape, dtype="int32")
+    support, unseen = seen
+    candidates = support & (score > 0) & unseen
+    regions = _regions(candidates)
     unchanged = _unchanged(evidence.codes) & ~ndimage.binary_dilation(
-        support.astype(bool), structure=EIGHT, iterations=EDGE_REACH_PX
+        evidence.layers[f"{SAR_METHOD}.support"].astype(bool), structure=EIGHT, iterations=EDGE_REACH_PX
     )
     sar = _tested_db(score)
     out = np.zeros(regions.shape, dtype="int32")
@@ -340,6 +362,49 @@ def radar_crater_regions(evidence: Evidence) -> np.ndarray:
             # The field's extent as a mapper outlines it (as for optical crater fields): the multilook and the
             # tests leave gaps between the roughest patches.
             out[win][_outline(region) & (out[win] == 0)] = next_id
+            next_id += 1
+    return out
+
+
+def radar_burn_regions(evidence: Evidence, geobox: GeoBox, *, min_px: int = 1) -> np.ndarray:
+    """Burn scars that only radar and an active-fire sensor saw: a label raster (0 = none).
+
+    Under monsoon cloud radar sees vegetation burnt or cleared as a drop in backscatter (lost volume scattering),
+    but a drop alone does not say fire or bulldozer. Where a VIIRS/MODIS fire was detected within reach of the
+    region (Fires.reach_m) between radar's last look before its change and its first look after (days, inclusive),
+    the drop is a burn scar that two independent sensors agree on. Candidates are pixels the radar test flagged
+    as a drop where radar may speak and optics could not look (`_radar_unseen`); groups under `min_px` pixels are
+    not tested.
+    """
+    fires = evidence.fires
+    L = evidence.layers
+    score, first, before = (L.get(f"{SAR_METHOD}.{k}") for k in ("score", "first", "before"))
+    seen = _radar_unseen(evidence)
+    out = np.zeros(evidence.codes.shape, dtype="int32")
+    if fires is None or not len(fires) or score is None or first is None or before is None or seen is None:
+        return out
+    support, unseen = seen
+    regions = _regions(support & (score < 0) & unseen)
+    times = evidence.times[SAR_METHOD]
+    baseline = evidence.baseline_last.get(SAR_METHOD, evidence.baseline_last_clear)
+    next_id = 1
+    for r, sl in enumerate(ndimage.find_objects(regions), start=1):
+        if sl is None:
+            continue
+        region = regions[sl] == r
+        if region.sum() < min_px:
+            continue
+        first_i = _median_index(first[sl][region])
+        if first_i < 0:
+            continue
+        before_i = _median_index(np.where(before[sl][region] < first_i, before[sl][region], -1))
+        yy, xx = np.nonzero(region)
+        xs, ys = geobox.affine * (xx + sl[1].start + 0.5, yy + sl[0].start + 0.5)
+        since = _day(times[before_i]) if before_i >= 0 else baseline
+        # The region's pixel centres stand for it, so half a pixel's diagonal is added to each fire's reach.
+        pad = abs(geobox.resolution.x) / np.sqrt(2)
+        if fires.near(shapely.MultiPoint(np.c_[xs, ys]), since, _day(times[first_i]), pad_m=pad).size:
+            out[sl][region & (out[sl] == 0)] = next_id
             next_id += 1
     return out
 
@@ -439,15 +504,22 @@ def vectorise_alerts(
 ) -> list[Alert]:
     """Alert polygons (WGS84) for every change region of at least mmu_ha, largest first."""
     labels, kinds = change_regions(evidence.codes, evidence.layers, evidence.landcover)
-    # Crater fields only radar saw (under cloud, or on bare ground) join with the radar test as their method.
-    radar = radar_crater_regions(evidence)
-    free = (radar > 0) & (labels == 0)
-    labels[free] = radar[free] + max(kinds, default=0)
-    radar_only = {int(k) for k in np.unique(labels[free])}
-    kinds.update(dict.fromkeys(radar_only, ChangeType.CRATER_FIELD))
+    px_ha = abs(geobox.resolution.x * geobox.resolution.y) / 1e4
+    # What only radar saw (under cloud, or on bare ground) joins with the radar test as its method: crater fields,
+    # and burn scars where an active fire agrees.
+    radar_only: set[int] = set()
+    min_px = int(np.ceil(MMU_CORE_SHARE * mmu_ha / px_ha))
+    for ctype, radar in (
+        (ChangeType.CRATER_FIELD, radar_crater_regions(evidence)),
+        (ChangeType.BURN_SCAR, radar_burn_regions(evidence, geobox, min_px=min_px)),
+    ):
+        free = (radar > 0) & (labels == 0)
+        labels[free] = radar[free] + max(kinds, default=0)
+        new = {int(k) for k in np.unique(labels[free])}
+        kinds.update(dict.fromkeys(new, ctype))
+        radar_only |= new
     if not kinds:
         return []
-    px_ha = abs(geobox.resolution.x * geobox.resolution.y) / 1e4
     core = np.bincount(labels.ravel(), minlength=max(kinds) + 1)
     # The MMU applies to each region with its weaker edge (grow_edges), as long as its core is half of it.
     candidates = {k for k in kinds if core[k] * px_ha >= MMU_CORE_SHARE * mmu_ha}
@@ -502,6 +574,19 @@ def vectorise_alerts(
         lc_name, crop_share = _land_cover(evidence.landcover, pix)
         seasonal = ctype is ChangeType.BURN_SCAR and crop_share >= 0.5
         geom = polys[k]
+        first_day = _day(times[first_i])
+        before_day = (
+            _day(times[before_i])
+            if before_i >= 0
+            else evidence.baseline_last.get(method, evidence.baseline_last_clear)
+        )
+        fire = (
+            match_fires(evidence.fires, geom, before_day, first_day) if evidence.fires is not None else None
+        )
+        if fire is not None and fire.count and ctype is ChangeType.BURN_SCAR:
+            # A fire detected there in the interval is a second, independent sensor seeing the burn.
+            sensors |= set(fire.sensors)
+            methods.add(FIRE_METHOD)
         c = geom.centroid
         ll = (
             orient(shapely.ops.transform(to_ll.transform, geom))
@@ -514,18 +599,16 @@ def vectorise_alerts(
                 hotspot_id=area_id,
                 change_type=ctype,
                 area_ha=round(float(pix.sum() * px_ha), 2),
-                first_observed=_day(times[first_i]),
+                first_observed=first_day,
                 last_observed=_day(times[last_i]),
-                last_clear_before=_day(times[before_i])
-                if before_i >= 0
-                else evidence.baseline_last.get(method, evidence.baseline_last_clear),
+                last_clear_before=before_day,
                 confidence=confidence_tier(
                     sensors=sensors, methods=methods - {"cva"}, observations=obs, seasonal=seasonal
                 ),
                 land_cover=lc_name,
                 seasonal=seasonal,
                 severity=burn_severity(float(score.mean()))
-                if ctype is ChangeType.BURN_SCAR and score.size
+                if ctype is ChangeType.BURN_SCAR and method == PRIMARY[ctype] and score.size
                 else None,
                 rbr=rbr,
                 severity_rbr=rbr_severity(rbr) if rbr is not None else None,
@@ -536,6 +619,10 @@ def vectorise_alerts(
                 score_mean=round(float(score.mean()), 4) if score.size else 0.0,
                 score_max=round(float(score[np.argmax(np.abs(score))]), 4) if score.size else 0.0,
                 p_value=p_value,
+                thermal_detections=fire.count if fire is not None else None,
+                thermal_first=fire.first if fire is not None else None,
+                thermal_last=fire.last if fire is not None else None,
+                thermal_frp_max=fire.frp_max if fire is not None else None,
                 scene_ids=list(dict.fromkeys(scene_ids)),
                 geometry=mapping(ll),
             )

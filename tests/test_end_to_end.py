@@ -51,9 +51,14 @@ def test_daily_flow_finds_the_scenario_events(
     for f in raw["features"]:
         assert f["properties"]["simulated"] is True
         geom = shape(f["geometry"])
+        assert (
+            -180 <= geom.bounds[0] <= geom.bounds[2] <= 180 and -90 <= geom.bounds[1] <= geom.bounds[3] <= 90
+        )
+        if f["properties"]["feature_type"] == "fire_detection":
+            assert geom.geom_type == "Point"
+            continue
         for poly in getattr(geom, "geoms", [geom]):
             assert poly.exterior.is_ccw
-            assert -180 <= poly.bounds[0] <= poly.bounds[2] <= 180
     gdf = pyogrio.read_dataframe(run_dir / "briefing.geojson")
     assert gdf.crs.to_epsg() == 4326
     observed = gdf[gdf["feature_type"] == "observation"]

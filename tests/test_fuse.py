@@ -1,11 +1,17 @@
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
+import geopandas as gpd
+import numpy as np
+import pandas as pd
 import pytest
+import shapely
+from pyproj import Transformer
 
-from monitoring.fuse import confidence_tier, set_aside_farm_burning
+from monitoring.fuse import FireMatch, Fires, confidence_tier, match_fires, set_aside_farm_burning
 from monitoring.results import Alert, ChangeType, Confidence
+from monitoring.sources.thermal import empty_fires, fires_frame
 
 SQUARE = {
     "type": "Polygon",
@@ -73,3 +79,92 @@ def test_seasonal_change_stays_low_until_another_sensor_agrees() -> None:
         sensors=["sentinel-2", "sentinel-1"], methods=["dnbr"], observations=1, seasonal=True
     )
     assert both is Confidence.HIGHEST
+
+
+def test_a_fire_confirms_a_burn_but_not_a_farm_burn() -> None:
+    # Thermal is a second sensor for a burn off cropland; stubble fires are hot too, so on cropland it is not.
+    both = ("sentinel-2", "viirs")
+    assert (
+        confidence_tier(sensors=both, methods=["dnbr", "active-fire"], observations=1) is Confidence.HIGHEST
+    )
+    assert (
+        confidence_tier(sensors=both, methods=["dnbr", "active-fire"], observations=1, seasonal=True)
+        is Confidence.LOW
+    )
+    assert (
+        confidence_tier(
+            sensors=("sentinel-1", "sentinel-2", "viirs"), methods=[], observations=1, seasonal=True
+        )
+        is Confidence.HIGHEST
+    )
+    # ... and a farm burn that only a fire detection confirms is still set aside with the season's others.
+    seasonal = [_alert(i, sensors=both) for i in range(5)]
+    kept, aside = set_aside_farm_burning(seasonal, min_fields=5)
+    assert kept == [] and aside == seasonal
+
+
+def _fires(xy_days: list[tuple[float, float, str]], pixel_m: float = 375.0) -> Fires:
+    frame = pd.DataFrame(
+        {
+            "time": pd.to_datetime([f"{d} 06:30" for _, _, d in xy_days], utc=True),
+            "latitude": [0.0] * len(xy_days),
+            "longitude": [0.0] * len(xy_days),
+            "satellite": "NOAA-20",
+            "instrument": "VIIRS",
+            "confidence": "nominal",
+            "frp": np.arange(len(xy_days), dtype="float64") + 1.0,
+            "daynight": "D",
+            "pixel_m": pixel_m,
+            "product": "simulated",
+        }
+    )
+    # Points given in the grid's own metres (EPSG:32648), as Fires.from_frame would project them.
+    gdf = gpd.GeoDataFrame(
+        frame, geometry=gpd.points_from_xy([x for x, _, _ in xy_days], [y for _, y, _ in xy_days]), crs=32648
+    )
+    return Fires.from_frame(gdf, "EPSG:32648")
+
+
+def test_fires_match_a_change_within_a_pixel_and_its_interval() -> None:
+    scar = shapely.box(0, 0, 100, 100)
+    fires = _fires(
+        [
+            (50, 50, "2025-12-05"),  # inside, in the interval
+            (400, 50, "2025-12-06"),  # 300 m off the edge: within a 375 m pixel
+            (600, 50, "2025-12-06"),  # 500 m off: another place
+            (50, 50, "2025-11-20"),  # before the last look before
+            (50, 50, "2025-12-12"),  # after the first look that showed the scar
+        ]
+    )
+    m = match_fires(fires, scar, date(2025, 12, 1), date(2025, 12, 6))
+    assert m.count == 2 and m.sensors == ("viirs",) and m.frp_max == 2.0
+    assert m.first == datetime(2025, 12, 5, 6, 30) and m.last == datetime(2025, 12, 6, 6, 30)
+    assert match_fires(fires, scar, None, date(2025, 12, 6)).count == 3  # no look before: no lower bound
+    assert match_fires(fires, scar, date(2025, 12, 7), date(2025, 12, 10)) == FireMatch(
+        0, None, None, None, ()
+    )
+    # A MODIS pixel is a kilometre across: its reach is too.
+    assert match_fires(_fires([(600, 50, "2025-12-06")], 1000.0), scar, None, date(2025, 12, 6)).count == 1
+
+
+def test_fires_from_a_frame_project_wgs84_points_onto_the_grid() -> None:
+    frame = empty_fires()
+    assert len(Fires.from_frame(frame, "EPSG:32648")) == 0
+    row = pd.DataFrame(
+        {
+            "time": pd.to_datetime(["2025-12-05 06:30"], utc=True),
+            "latitude": [14.0],
+            "longitude": [104.0],
+            "satellite": ["Suomi NPP"],
+            "instrument": ["MODIS"],
+            "confidence": ["high"],
+            "frp": [np.nan],
+            "daynight": ["D"],
+            "pixel_m": [1000.0],
+            "product": ["MODIS_NRT"],
+        }
+    )
+    f = Fires.from_frame(fires_frame(row), "EPSG:32648")
+    x, y = Transformer.from_crs(4326, 32648, always_xy=True).transform(104.0, 14.0)
+    assert (f.x[0], f.y[0]) == pytest.approx((x, y)) and f.sensor[0] == "modis" and np.isnan(f.frp[0])
+    assert match_fires(f, shapely.Point(x, y).buffer(10), None, date(2025, 12, 5)).frp_max is None

@@ -11,7 +11,7 @@ from pyproj import Geod
 from scipy import ndimage
 from shapely.geometry import shape
 
-from monitoring.fuse import BURN, NONE, SOIL, STRUCTURE
+from monitoring.fuse import BURN, NONE, SOIL, STRUCTURE, Fires
 from monitoring.results import ChangeType, Confidence
 from monitoring.sources.base import LC_BARE, LC_CROP
 from monitoring.vectorise import (
@@ -504,3 +504,79 @@ def test_radar_only_change_that_is_not_roughening_is_not_claimed(db: float, ring
     aoi = tiny_aoi()
     ev = _radar_evidence(db=db, ring_db=ring_db)
     assert vectorise_alerts(ev, geobox=aoi.geobox, area_id="x", mmu_ha=0.2) == []
+
+
+def _fires_at(aoi_geobox: object, row: float, col: float, day: str) -> Fires:
+    """One VIIRS detection centred on pixel (row, col) of the grid, at 06:30 UTC that day."""
+    x, y = aoi_geobox.affine * (col + 0.5, row + 0.5)  # type: ignore[attr-defined]
+    return Fires(
+        x=np.array([x]),
+        y=np.array([y]),
+        time=np.array([f"{day}T06:30:00"], dtype="datetime64[s]"),
+        reach_m=np.array([375.0]),
+        sensor=np.array(["viirs"], dtype=object),
+        frp=np.array([4.2]),
+    )
+
+
+def test_a_drop_only_radar_saw_is_a_burn_scar_where_a_fire_burnt_in_its_interval() -> None:
+    aoi = tiny_aoi()
+    ev = _radar_evidence(db=-3.0)  # radar's first change on 6 Dec, its look before on 1 Dec
+    burning = Evidence(**{**ev.__dict__, "fires": _fires_at(aoi.geobox, 25, 45, "2025-12-04")})  # 160 m off
+    (a,) = vectorise_alerts(burning, geobox=aoi.geobox, area_id="x", mmu_ha=0.2)
+    assert a.change_type is ChangeType.BURN_SCAR and a.area_ha == pytest.approx(1.0, abs=0.05)
+    assert a.sensors == ["sentinel-1", "viirs"] and a.methods == ["active-fire", "s1-welch-t"]
+    assert a.confidence is Confidence.HIGHEST and a.severity is None  # no dNBR: no dNBR class
+    assert a.thermal_detections == 1 and a.thermal_frp_max == pytest.approx(4.2)
+    assert a.thermal_first is not None and a.thermal_first.isoformat().startswith("2025-12-04T06:30")
+    for fires in (
+        _fires_at(aoi.geobox, 25, 25, "2025-11-28"),  # before radar's last look before the change
+        _fires_at(aoi.geobox, 25, 25, "2025-12-07"),  # after radar had already seen it
+        _fires_at(aoi.geobox, 25, 70, "2025-12-04"),  # 400 m from its edge: another place
+    ):
+        assert (
+            vectorise_alerts(
+                Evidence(**{**ev.__dict__, "fires": fires}), geobox=aoi.geobox, area_id="x", mmu_ha=0.2
+            )
+            == []
+        )
+    # Where optics looked after radar's change and saw no burn, a fire nearby does not make one.
+    seen = _radar_evidence(db=-3.0, seen_day=_day_number("2025-12-11"))
+    assert (
+        vectorise_alerts(
+            Evidence(**{**seen.__dict__, "fires": _fires_at(aoi.geobox, 25, 25, "2025-12-04")}),
+            geobox=aoi.geobox,
+            area_id="x",
+            mmu_ha=0.2,
+        )
+        == []
+    )
+
+
+def test_a_fire_in_a_burns_interval_makes_it_highest_and_is_reported() -> None:
+    aoi = tiny_aoi()
+    codes = np.zeros(aoi.shape, "uint8")
+    codes[5:15, 5:15] = BURN
+    codes[40:50, 40:50] = SOIL
+    ev = _evidence(codes)  # optical: last clear look 1 Dec, first seen 6 Dec
+    (burn, soil) = vectorise_alerts(ev, geobox=aoi.geobox, area_id="x", mmu_ha=0.2)
+    assert burn.thermal_detections is None and soil.thermal_detections is None  # thermal not checked
+    fires = _fires_at(aoi.geobox, 10, 10, "2025-12-03")
+    fires = Fires(
+        **{
+            k: np.concatenate([v, _fires_at(aoi.geobox, 45, 45, "2025-12-03").__dict__[k]])
+            for k, v in fires.__dict__.items()
+        }
+    )
+    burn, soil = vectorise_alerts(
+        Evidence(**{**ev.__dict__, "fires": fires}), geobox=aoi.geobox, area_id="x", mmu_ha=0.2
+    )
+    assert burn.confidence is Confidence.HIGHEST and burn.sensors == ["sentinel-2", "viirs"]
+    assert "active-fire" in burn.methods and burn.thermal_detections == 1
+    # A fire by a crater field or earthworks is reported, but is not the same claim: no second sensor.
+    assert soil.thermal_detections == 1 and soil.sensors == ["sentinel-2"]
+    empty = Fires(**{k: v[:0] for k, v in fires.__dict__.items()})
+    burn, _ = vectorise_alerts(
+        Evidence(**{**ev.__dict__, "fires": empty}), geobox=aoi.geobox, area_id="x", mmu_ha=0.2
+    )
+    assert burn.thermal_detections == 0 and burn.confidence is Confidence.LOW  # looked, saw no fire
