@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import io
+import math
 from typing import Any
 
 import matplotlib
@@ -12,6 +13,7 @@ matplotlib.use("Agg")  # no display on servers; Figure objects below never touch
 
 import numpy as np
 from matplotlib import patheffects
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
@@ -36,11 +38,24 @@ CHANGE_COLOURS: dict[ChangeType, str] = {
 UNOBSERVED_RGBA = (0.35, 0.35, 0.35, 0.6)
 FARM_BURNING_COLOUR = "#d9d9d9"
 """Burns set aside as the season's farm burning: context, drawn thin and pale beneath the alerts."""
+FIRE_COLOUR = "#f03b20"
+"""Active-fire detections: small orange-red triangles with a black edge and a white halo, a shape no alert has, so
+they read on dark burn scars, pale fields and in greyscale print alike."""
+FIRE_LABEL = "Active fire (VIIRS/MODIS), after window"
+FIRE_MARKER: dict[str, Any] = {
+    "linestyle": "none",
+    "marker": "^",
+    "markersize": 6.0,
+    "markerfacecolor": FIRE_COLOUR,
+    "markeredgecolor": "black",
+    "markeredgewidth": 0.7,
+}
 DPI = 150
 FIG_SIZE_IN = (7.2, 5.2)
 
 _HALO = [patheffects.withStroke(linewidth=3.2, foreground="black")]
 _THIN_HALO = [patheffects.withStroke(linewidth=2.0, foreground="black", alpha=0.6)]
+_FIRE_HALO = [patheffects.withStroke(linewidth=2.2, foreground="white")]
 
 
 @functools.lru_cache(maxsize=16)
@@ -101,6 +116,16 @@ def _north_arrow(ax: Any) -> None:
     )
 
 
+def fire_points(result: HotspotResult) -> tuple[np.ndarray, np.ndarray]:
+    """The area's active-fire detections (pixel centres) in the chip's CRS."""
+    if not result.fires:
+        return np.zeros(0), np.zeros(0)
+    x, y = _to_grid(result.crs).transform(
+        [f.longitude for f in result.fires], [f.latitude for f in result.fires]
+    )
+    return np.asarray(x, dtype="float64"), np.asarray(y, dtype="float64")
+
+
 def _panel(ax: Any, rgb: np.ndarray, extent: tuple[float, float, float, float], title: str) -> None:
     ax.imshow(rgb, extent=extent, origin="upper", interpolation="nearest")
     ax.set_title(title, fontsize=7.5, pad=3)
@@ -129,11 +154,33 @@ def _hatch_unobserved(ax: Any, unobserved: np.ndarray, extent: tuple[float, floa
         coll.set_linewidth(0)
 
 
+def _legend(fig: Figure, handles: list[Any], *, ncol: int) -> Any:
+    return fig.legend(
+        handles=handles,
+        loc="lower center",
+        ncol=ncol,
+        fontsize=7.5,
+        frameon=False,
+        handlelength=1.8,
+        columnspacing=1.4,
+        bbox_to_anchor=(0.5, 0.0),
+    )
+
+
 def render_area_figure(result: HotspotResult, chips: Chips, *, order: list[Alert], dpi: int = DPI) -> bytes:
     """The change map (large, left) beside the before and after chips (small, right), as PNG bytes.
 
-    Alerts are outlined in the colour of their change type and numbered in the order of the page's table.
+    Alerts are outlined in the colour of their change type and numbered in the order of the page's table; active
+    fires in the after window are small triangles.
     """
+    fig = area_figure(result, chips, order=order, dpi=dpi)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, facecolor="white")
+    return buf.getvalue()
+
+
+def area_figure(result: HotspotResult, chips: Chips, *, order: list[Alert], dpi: int = DPI) -> Figure:
+    """The figure render_area_figure draws (the change map is the first axes)."""
     left, bottom, right, top = result.bounds
     extent = (left, right, bottom, top)
     w = result.windows
@@ -181,6 +228,10 @@ def render_area_figure(result: HotspotResult, chips: Chips, *, order: list[Alert
                 color="black",
                 bbox={"boxstyle": "round,pad=0.15", "fc": colour, "ec": "black", "lw": 0.5},
             )
+    fx, fy = fire_points(result)
+    if fx.size:
+        # Above the outlines, below the alert numbers (text, zorder 3), which must stay readable.
+        ax.plot(fx, fy, **FIRE_MARKER, path_effects=_FIRE_HALO, zorder=2.5, gid="active-fires")
     span = right - left
     length = _nice_length(span)
     bar = AnchoredSizeBar(
@@ -216,22 +267,17 @@ def render_area_figure(result: HotspotResult, chips: Chips, *, order: list[Alert
                 label="Farm burning",
             )
         )
+    if fx.size:
+        handles.append(Line2D([], [], **FIRE_MARKER, path_effects=_FIRE_HALO, label=FIRE_LABEL))
     if chips.unobserved.any():
         handles.append(
             Patch(facecolor=UNOBSERVED_RGBA, edgecolor="white", hatch="////", label="No clear optical view")
         )
     if not present:
         handles.insert(0, Line2D([], [], linestyle="none", label="No change alerts"))
-    fig.legend(
-        handles=handles,
-        loc="lower center",
-        ncol=min(6, len(handles)),
-        fontsize=7.5,
-        frameon=False,
-        handlelength=1.8,
-        columnspacing=1.4,
-        bbox_to_anchor=(0.5, 0.0),
-    )
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, facecolor="white")
-    return buf.getvalue()
+    legend = _legend(fig, handles, ncol=min(6, len(handles)))
+    if legend.get_window_extent(FigureCanvasAgg(fig).get_renderer()).width > 0.98 * fig.bbox.width:
+        # Too wide for one row (many types, the long fire label): two rows rather than cut-off labels.
+        legend.remove()
+        _legend(fig, handles, ncol=math.ceil(len(handles) / 2))
+    return fig

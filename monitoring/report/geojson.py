@@ -1,4 +1,4 @@
-"""Report: the briefing as an RFC 7946 GeoJSON FeatureCollection (alerts and observed-area footprints)."""
+"""Report: the briefing as an RFC 7946 GeoJSON FeatureCollection (area footprints, alerts, active fires)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from shapely.geometry.polygon import orient
 
 from monitoring.errors import ReportError
 from monitoring.report._atomic import write_text_atomic
+from monitoring.report.fires import FireOnAlert, iso_utc, match_fires, pixel_m
 from monitoring.report.load import sort_results
-from monitoring.report.text import coverage_line, notice, observation_status, statement
+from monitoring.report.text import coverage_line, fire_line, notice, observation_status, statement
 from monitoring.results import CHANGE_LABELS, Alert, HotspotResult
 
 DECIMALS = 6
@@ -40,8 +41,8 @@ def _polygon_coords(p: Polygon) -> list[list[list[float]]]:
 def clean_geometry(geom: dict[str, Any], *, what: str) -> dict[str, Any]:
     """A WGS84 MultiPolygon, oriented by the right-hand rule and rounded to six decimals.
 
-    Every polygon is written as a MultiPolygon: with one geometry type GDAL (and so QGIS) opens the file as a
-    single layer instead of asking which geometry type to load.
+    Every polygon is written as a MultiPolygon, so that all polygons share one geometry type: QGIS then opens the
+    file as two layers at most (these polygons, and the active-fire points) instead of one per polygon type.
     """
     try:
         g = shape(geom)
@@ -63,9 +64,9 @@ def clean_geometry(geom: dict[str, Any], *, what: str) -> dict[str, Any]:
 
 
 def _scalar(v: Any) -> Any:
-    """JSON-safe scalar: ISO dates, no NaN (invalid JSON), enums as their value."""
+    """JSON-safe scalar: ISO dates, times in UTC with a Z, no NaN (invalid JSON), enums as their value."""
     if isinstance(v, datetime):
-        return v.isoformat()
+        return iso_utc(v)
     if isinstance(v, date):
         return v.isoformat()
     if isinstance(v, float) and not math.isfinite(v):
@@ -95,8 +96,51 @@ def _alert_feature(
     return {"type": "Feature", "id": alert.id, "geometry": geometry, "properties": props}
 
 
-def _observation_feature(result: HotspotResult, *, simulated: bool) -> dict[str, Any]:
+def _fire_feature(
+    result: HotspotResult, match: FireOnAlert, number: int, *, simulated: bool
+) -> dict[str, Any]:
+    """One active-fire detection as a Point at its pixel's centre; on_alert names the alert or farm burn it lies on
+    (fires.match_fires), or is null."""
+    f = match.fire
+    if not (-180 <= f.longitude <= 180 and -90 <= f.latitude <= 90):
+        raise ReportError(
+            f"active fire {number} of area {result.area_id!r} ({iso_utc(f.time)}): latitude {f.latitude}, "
+            f"longitude {f.longitude} are not degrees; fire detections must be WGS84."
+        )
+    props: dict[str, Any] = {
+        "feature_type": "fire_detection",
+        "hotspot_id": result.area_id,
+        "hotspot": result.name,
+        "time": iso_utc(f.time),
+        "satellite": f.satellite,
+        "instrument": f.instrument,
+        "confidence": f.confidence,
+        "frp": _scalar(f.frp),
+        "daynight": f.daynight,
+        "product": f.product,
+        "pixel_m": pixel_m(f),
+        "latitude": f.latitude,
+        "longitude": f.longitude,
+        "on_alert": match.alert.id if match.alert is not None else None,
+        "thermal_source": result.thermal_source,
+        "simulated": simulated,
+    }
+    geometry = {"type": "Point", "coordinates": [round(f.longitude, DECIMALS), round(f.latitude, DECIMALS)]}
+    return {
+        "type": "Feature",
+        "id": f"fire:{result.area_id}:{number}",
+        "geometry": geometry,
+        "properties": props,
+    }
+
+
+def _observation_feature(
+    result: HotspotResult, matches: list[FireOnAlert], *, simulated: bool
+) -> dict[str, Any]:
     cov = result.coverage
+    checked = result.thermal_source is not None
+    on_farm = sum(1 for m in matches if m.seasonal)
+    on_alerts = sum(1 for m in matches if m.alert is not None) - on_farm
     w = result.windows
     props: dict[str, Any] = {
         "feature_type": "observation",
@@ -131,6 +175,12 @@ def _observation_feature(result: HotspotResult, *, simulated: bool) -> dict[str,
         "alert_count": len(result.alerts),
         "seasonal_burn_count": len(result.seasonal_burns),
         "seasonal_burn_ha": round(sum(a.area_ha for a in result.seasonal_burns), 2),
+        # Null, not 0, where thermal data was not checked: no fire seen and not looked are different.
+        "thermal_source": result.thermal_source,
+        "fire_detections": len(matches) if checked else None,
+        "fire_detections_on_alerts": on_alerts if checked else None,
+        "fire_detections_on_farm_burns": on_farm if checked else None,
+        "fire_text": fire_line(result, matches),
         "scene_count": len(result.scene_ids),
         "source": result.source,
         "simulated": simulated,
@@ -143,10 +193,15 @@ def _bbox(features: list[dict[str, Any]]) -> list[float] | None:
     xs: list[float] = []
     ys: list[float] = []
     for f in features:
-        for poly in f["geometry"]["coordinates"]:
-            for x, y in poly[0]:
-                xs.append(x)
-                ys.append(y)
+        geom = f["geometry"]
+        points = (
+            [geom["coordinates"]]
+            if geom["type"] == "Point"
+            else [p for poly in geom["coordinates"] for p in poly[0]]
+        )
+        for x, y in points:
+            xs.append(x)
+            ys.append(y)
     return [min(xs), min(ys), max(xs), max(ys)] if xs else None
 
 
@@ -159,15 +214,30 @@ def feature_collection(
     generated: datetime | None = None,
 ) -> dict[str, Any]:
     """The briefing's FeatureCollection: area footprints first (drawn underneath), then per area its alerts by
-    size and the burns set aside as farm burning (feature_type 'seasonal_burn', not alerts)."""
+    size, the burns set aside as farm burning (feature_type 'seasonal_burn', not alerts), and its active-fire
+    detections in the after window as Points in time order (feature_type 'fire_detection').
+
+    Polygons and points in one collection are valid GeoJSON; GDAL reports the layer's geometry type as Unknown
+    and QGIS offers it as two layers, the polygons and the points.
+    """
     results = sort_results(results)
     # A single simulated input makes the whole briefing simulated: never under-label.
     simulated = simulated or any(r.simulated for r in results)
-    features = [_observation_feature(r, simulated=simulated) for r in results]
+    # Alerts first: their geometry is checked there, with a message naming the alert, before fires use it.
+    per_area: list[list[dict[str, Any]]] = []
     for r in results:
+        area: list[dict[str, Any]] = []
         for kind, alerts in (("alert", r.alerts), ("seasonal_burn", r.seasonal_burns)):
             order = sorted(alerts, key=lambda a: (-a.area_ha, a.id))
-            features.extend(_alert_feature(r, a, simulated=simulated, feature_type=kind) for a in order)
+            area.extend(_alert_feature(r, a, simulated=simulated, feature_type=kind) for a in order)
+        per_area.append(area)
+    matches = {r.area_id: match_fires(r) for r in results}
+    features = [_observation_feature(r, matches[r.area_id], simulated=simulated) for r in results]
+    for r, area in zip(results, per_area, strict=True):
+        features.extend(area)
+        features.extend(
+            _fire_feature(r, m, i, simulated=simulated) for i, m in enumerate(matches[r.area_id], start=1)
+        )
     fc: dict[str, Any] = {
         "type": "FeatureCollection",
         "name": "briefing",

@@ -32,6 +32,7 @@ from shapely.geometry import shape
 from monitoring.errors import ReportError
 from monitoring.report import figures
 from monitoring.report._atomic import atomic_write
+from monitoring.report.fires import local_text, match_fires
 from monitoring.report.fonts import body_fonts, render_script, script_font, shaping_available
 from monitoring.report.load import Chips, chips_path, load_chips, sort_results
 from monitoring.report.text import (
@@ -42,6 +43,7 @@ from monitoring.report.text import (
     SIMULATED_NOTICE,
     coverage_line,
     date_range,
+    fire_line,
     format_p,
     highest_confidence,
     iso,
@@ -261,6 +263,7 @@ def _counts_text(results: list[HotspotResult]) -> str:
         text += f"<b>{len(alerts)} change alert{plural}</b> ({conf_text} confidence; {new} new)."
     else:
         text += "<b>No change alerts</b> in the observed parts."
+    text += _fires_summary(results)
     aside = [a for r in results for a in r.seasonal_burns]
     if aside:
         areas = sum(1 for r in results if r.seasonal_burns)
@@ -269,6 +272,30 @@ def _counts_text(results: list[HotspotResult]) -> str:
             f"({sum(a.area_ha for a in aside):,.0f} ha) look like the season's farm burning: shown on the maps, "
             "not counted as alerts."
         )
+    return text
+
+
+def _fires_summary(results: list[HotspotResult]) -> str:
+    """' Active fires (VIIRS/MODIS): N detections in M areas, K on burn-scar alerts; not checked for X.'"""
+    checked = [r for r in results if r.thermal_source is not None]
+    # A failed area is already named as not checked at all; only working areas without thermal data are news.
+    unchecked = [r for r in results if r.thermal_source is None and observation_status(r) != "failed"]
+    if not checked:
+        return " Active fires (VIIRS/MODIS thermal data) were not checked in this run."
+    fires = [r for r in checked if r.fires]
+    n = sum(len(r.fires) for r in fires)
+    if n:
+        on_burns = sum(1 for r in fires for m in match_fires(r) if m.on_burn_alert)
+        text = (
+            f" <b>Active fires</b> (VIIRS/MODIS): {n} detection{'s' if n != 1 else ''} in the after window in "
+            f"{len(fires)} area{'s' if len(fires) != 1 else ''}, {on_burns} on burn-scar alerts."
+        )
+    else:
+        text = (
+            " <b>Active fires</b> (VIIRS/MODIS): none detected in the after window (thick cloud hides fires)."
+        )
+    if unchecked:
+        text += f" Thermal data not checked for: {_names_list(unchecked)}."
     return text
 
 
@@ -400,8 +427,8 @@ def _method(st: _Styles) -> list[Flowable]:
         _p(
             "<b>Sensors.</b> Sentinel-2 (S2; optical, 10 m) sees the ground only through clear sky. "
             "Sentinel-1 (S1; radar, 10 m) sees through cloud, by day and night, and responds to surface "
-            "roughness and structure rather than colour. Active-fire detections (VIIRS/MODIS thermal), where "
-            "checked, are counted near each alert.",
+            "roughness and structure rather than colour. VIIRS (375 m) and MODIS (1 km) detect active fires "
+            "(thermal anomalies) at each overpass, by day and night, but not through thick cloud.",
             st.small,
         ),
         _p(
@@ -414,6 +441,14 @@ def _method(st: _Styles) -> list[Flowable]:
         _p(
             "<b>Confidence.</b> <i>Low</i>: one method, one observation. <i>High</i>: seen again in a later "
             "independent observation, or two methods agree. <i>Highest</i>: two independent sensors agree.",
+            st.small,
+        ),
+        _p(
+            "<b>Fires.</b> A fire detected within a pixel of a burn scar between its last clear look before and "
+            "its first observation is a second, independent sensor: highest confidence. Under cloud, radar's "
+            "drop in backscatter plus such a fire is a burn scar. Stubble fires on cropland are hot too, so a "
+            "fire never lifts a farm burn to an alert. Times of fires are given in local time (UTC+7); "
+            "briefing.geojson gives them in UTC.",
             st.small,
         ),
     ]
@@ -564,7 +599,7 @@ def _info_table(result: HotspotResult, st: _Styles) -> Table:
     return t
 
 
-SENSOR_SHORT = {"sentinel-1": "S1", "sentinel-2": "S2"}
+SENSOR_SHORT = {"sentinel-1": "S1", "sentinel-2": "S2", "viirs": "VIIRS", "modis": "MODIS"}
 
 
 def sensors_short(sensors: list[str]) -> str:
@@ -575,17 +610,30 @@ def _alert_order(alerts: list[Alert]) -> list[Alert]:
     return sorted(alerts, key=lambda a: (-a.area_ha, a.id))
 
 
+def _fire_cell(a: Alert) -> str:
+    """The first active fire within a pixel of the alert (local time) and how many; 'none' or 'not checked'."""
+    if a.thermal_detections is None:
+        return "not checked"
+    if a.thermal_detections == 0:
+        return "none"
+    n = f"{a.thermal_detections} det."
+    if a.thermal_first is None:
+        return n
+    day, hhmm = local_text(a.thermal_first).split(" ")
+    return f"{day}<br/>{hhmm}, {n}"
+
+
 def _alert_table(order: list[Alert], st: _Styles) -> list[Flowable]:
     head = [
         "#",
         "Alert id",
         "Type",
         "Area (ha)",
-        "First observed",
-        "Last observed",
+        "Observed<br/>first, last",
         "Confi-<br/>dence",
         "Sensors",
         "p-value",
+        "Active fire<br/>local, UTC+7",
         "State",
     ]
     rows: list[list[Any]] = [[_p(h, st.cell_head) for h in head]]
@@ -598,18 +646,18 @@ def _alert_table(order: list[Alert], st: _Styles) -> list[Flowable]:
                 _p(_e(a.id), st.cell),
                 _p(CHANGE_LABELS[a.change_type], st.cell),
                 f"{a.area_ha:.2f}",
-                a.first_observed.isoformat(),
-                a.last_observed.isoformat(),
+                _p(f"{a.first_observed.isoformat()}<br/>{a.last_observed.isoformat()}", st.cell),
                 a.confidence.value,
                 _p(_e(sensors_short(a.sensors)), st.cell),
                 format_p(a.p_value),
+                _p(_fire_cell(a), st.cell),
                 a.lifecycle,
             ]
         )
         cmds.append(("BACKGROUND", (0, i), (0, i), colors.HexColor(figures.CHANGE_COLOURS[a.change_type])))
         if a.confidence == Confidence.HIGHEST:
-            cmds.append(("FONT", (6, i), (6, i), st.bold, 7))
-    widths = [16, 124, 76, 36, 48, 48, 42, 40, 40, 40]
+            cmds.append(("FONT", (5, i), (5, i), st.bold, 7))
+    widths = [15, 123, 72, 32, 47, 36, 47, 37, 52, 42]
     scale = CONTENT_W / sum(widths)
     t = Table(rows, colWidths=[w * scale for w in widths], repeatRows=1)
     t.setStyle(
@@ -632,6 +680,17 @@ def _alert_table(order: list[Alert], st: _Styles) -> list[Flowable]:
         )
     )
     out: list[Flowable] = [t]
+    if any(a.thermal_detections is not None for a in shown):
+        out.append(Spacer(1, 2))
+        out.append(
+            _p(
+                "Active fire: the first VIIRS/MODIS detection within a pixel (375 m / 1 km) of the alert between its "
+                "last clear look before and its first observation, in local time (UTC+7), and the number of "
+                "detections (det.); for a burn scar, the best estimate of when it burnt. <i>none</i>: checked, "
+                "no fire seen (thick cloud hides fires too); <i>not checked</i>: no thermal data in this run.",
+                st.caption,
+            )
+        )
     if len(order) > len(shown):
         rest = order[len(shown) :]
         out.append(
@@ -670,9 +729,21 @@ def _figure(
             if result.seasonal_burns
             else ""
         )
+        + (
+            "; red triangles: active-fire detections (VIIRS/MODIS) in the after window, at the centre of the "
+            "pixel that saw the fire (375 m VIIRS, 1 km MODIS): the fire lay somewhere in that pixel"
+            if result.fires
+            else ""
+        )
         + ". Right: true-colour composites before and after. All three panels show the same area."
     )
     return [img, _p(caption, st.caption)]
+
+
+def _bold_label(text: str) -> str:
+    """'Label: rest' with the label in bold."""
+    label, sep, rest = text.partition(": ")
+    return f"<b>{label}:</b> {rest}" if sep else text
 
 
 def _area_page(
@@ -689,6 +760,7 @@ def _area_page(
         Spacer(1, 5),
     ]
     said = _p(_e(statement(result)), st.statement)
+    fires = _p(_bold_label(_e(fire_line(result))), st.small)
     # What limited the analysis belongs next to the statement it limits.
     limits = [_p(f"<b>Limit:</b> {_e(w)}", st.small) for w in result.warnings]
     if status == "failed":
@@ -712,7 +784,7 @@ def _area_page(
     else:
         flow.append(
             _box(
-                [said, _p(_e(coverage_line(result.coverage)), st.small), *limits],
+                [said, _p(_e(coverage_line(result.coverage)), st.small), fires, *limits],
                 STATUS_EDGE[status],
                 STATUS_BG.get(status),
             )

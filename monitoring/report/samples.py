@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +15,18 @@ from shapely import affinity, contains_xy
 from shapely import transform as shp_transform
 from shapely.geometry import MultiPolygon, Point, Polygon, box, mapping
 
+from monitoring.report.fires import fires_near
 from monitoring.report.load import Chips
-from monitoring.results import Alert, ChangeType, Confidence, Coverage, HotspotResult, Windows, area_dir
+from monitoring.results import (
+    Alert,
+    ChangeType,
+    Confidence,
+    Coverage,
+    FireDetection,
+    HotspotResult,
+    Windows,
+    area_dir,
+)
 
 RES_M = 10.0
 
@@ -158,6 +169,10 @@ class _Grid:
     def footprint(self) -> dict:
         return self.to_wgs84(box(0, 0, self.size, self.size))
 
+    def to_lonlat(self, col: float, row: float) -> tuple[float, float]:
+        lon, lat = self.to_ll.transform(self.left + col * RES_M, self.top - row * RES_M)
+        return float(lon), float(lat)
+
 
 def _smooth_noise(rng: np.random.Generator, n: int, scale: int) -> np.ndarray:
     coarse = rng.random((max(2, n // scale), max(2, n // scale)))
@@ -214,6 +229,56 @@ def _alert(
     )
 
 
+SATELLITES = {"VIIRS": ("Suomi NPP", "NOAA-20"), "MODIS": ("Aqua",)}
+
+
+def _fire(
+    grid: _Grid,
+    col: float,
+    row: float,
+    when: datetime,
+    *,
+    instrument: str = "VIIRS",
+    satellite: int = 0,
+    confidence: str = "nominal",
+    frp: float | None = 4.2,
+    simulated: bool,
+) -> FireDetection:
+    """One detection at pixel (col, row) of the grid, acquired at `when` (UTC)."""
+    lon, lat = grid.to_lonlat(col, row)
+    family = "VIIRS_SNPP" if satellite == 0 else "VIIRS_NOAA20"
+    return FireDetection(
+        time=when,
+        latitude=round(lat, 5),
+        longitude=round(lon, 5),
+        satellite=SATELLITES[instrument][satellite],
+        instrument=instrument,
+        confidence=confidence,
+        frp=frp,
+        daynight="D" if 6 <= (when.hour + 7) % 24 < 18 else "N",  # local time, UTC+7
+        product="simulated" if simulated else ("MODIS_NRT" if instrument == "MODIS" else f"{family}_NRT"),
+    )
+
+
+def _with_thermal(alert: Alert, fires: list[FireDetection], crs: str) -> Alert:
+    """The alert with its thermal fields as the pipeline fills them; a confirmed burn adds the fire's sensor."""
+    near = fires_near(alert, fires, crs)
+    update: dict = {"thermal_detections": len(near)}
+    if near:
+        times = sorted(f.time for f in near)
+        update.update(
+            thermal_first=times[0],
+            thermal_last=times[-1],
+            thermal_frp_max=max((f.frp for f in near if f.frp is not None), default=None),
+        )
+        if alert.change_type is ChangeType.BURN_SCAR:
+            update.update(
+                sensors=[*alert.sensors, *sorted({f.instrument.lower() for f in near})],
+                methods=[*alert.methods, "active-fire"],
+            )
+    return alert.model_copy(update=update)
+
+
 def _ellipse(cx: float, cy: float, rx: float, ry: float, angle: float = 0.0) -> Polygon:
     return affinity.rotate(affinity.scale(Point(cx, cy).buffer(1.0, 24), rx, ry), angle)
 
@@ -228,13 +293,21 @@ def sample_results(
 ) -> list[tuple[HotspotResult, Chips | None]]:
     """Five areas that cover every case a briefing must handle, plus optional plain extra areas.
 
-    preah-vihear: alerts of four types (one a MultiPolygon); chong-an-ma: partly observed; ta-muen-thom:
-    observed, no alerts; chong-bok: not observed; poipet: failed.
+    preah-vihear: alerts of four types (one a MultiPolygon), the burn scar confirmed by active fires, two later
+    fires on no alert; chong-an-ma: partly observed, thermal checked and no fire seen; ta-muen-thom: observed, no
+    alerts, two fires on no alert; chong-bok: not observed, thermal not checked; poipet: failed.
     """
     rng = np.random.default_rng(seed)
     windows = sample_windows(run_date)
     source = "simulator" if simulated else "stac"
+    thermal_source = "simulator" if simulated else "firms"
     n = size_px
+    after0 = datetime.combine(windows.after[0], datetime.min.time(), tzinfo=UTC)
+
+    def at(day: int, hh: int, mm: int) -> datetime:
+        """A time (UTC) `day` days into the after window."""
+        return after0 + timedelta(days=day, hours=hh, minutes=mm)
+
     out: list[tuple[HotspotResult, Chips | None]] = []
 
     def base(site: SampleSite, grid: _Grid | None) -> dict:
@@ -278,6 +351,8 @@ def sample_results(
         unobserved = np.zeros((n, n), dtype=bool)
         alerts: list[Alert] = []
         warnings: list[str] = []
+        fires: list[FireDetection] = []
+        thermal: str | None = thermal_source
         if site.id == "preah-vihear":
             burn = _ellipse(0.35 * n, 0.4 * n, 0.12 * n, 0.07 * n, 30)
             crater_a = _ellipse(0.7 * n, 0.3 * n, 0.05 * n, 0.04 * n)
@@ -327,6 +402,19 @@ def sample_results(
                     site, grid, earth, ChangeType.EARTHWORKS, Confidence.LOW, ["sentinel-2"], windows, None
                 ),
             ]
+            fire = partial(_fire, grid, simulated=simulated)
+            fires = [
+                # The burn: Suomi NPP by day (~13:40 local), NOAA-20 by night, both before the burn's first clear
+                # image (day 3).
+                fire(0.28 * n, 0.36 * n, at(1, 6, 41), confidence="high", frp=18.6),
+                fire(0.38 * n, 0.37 * n, at(1, 18, 27), satellite=1, frp=9.4),
+                fire(0.31 * n, 0.36 * n, at(2, 6, 22), frp=5.1),
+                # After the last clear image (day 12): fires no image has seen yet, so on no alert.
+                fire(0.84 * n, 0.86 * n, at(13, 6, 35), confidence="low", frp=2.3),
+                fire(0.8 * n, 0.9 * n, at(13, 6, 50), instrument="MODIS", frp=12.0),
+                fire(0.7 * n, 0.1 * n, at(14, 18, 3), satellite=1, frp=3.8),
+            ]
+            alerts = [_with_thermal(a, fires, grid.crs) for a in alerts]
             cov = coverage(0.97, 1.0, 0.0, "observed")
         elif site.id == "chong-an-ma":
             cloud = _smooth_noise(rng, n, 40) > 0.6
@@ -345,12 +433,23 @@ def sample_results(
                     None,
                 )
             ]
+            alerts = [_with_thermal(a, fires, grid.crs) for a in alerts]
             warnings = ["no Sentinel-1 scene in the after window: radar could not confirm or add alerts"]
             frac = float(unobserved.mean())
             cov = coverage(1 - frac, 0.0, frac, "partly observed")
         elif site.id == "ta-muen-thom":
+            # A fire that left no scar the images could see is still a fire.
+            fires = [
+                _fire(grid, 0.62 * n, 0.55 * n, at(7, 18, 40), satellite=1, frp=6.7, simulated=simulated),
+                _fire(grid, 0.6 * n, 0.58 * n, at(8, 6, 29), frp=3.1, simulated=simulated),
+            ]
             cov = coverage(0.92, 1.0, 0.0, "observed")
         elif site.id == "chong-bok":
+            thermal = None
+            warnings = [
+                f"active fires not checked ({thermal_source}): the request timed out after 3 tries; re-run "
+                "the area to add them"
+            ]
             unobserved = np.ones((n, n), dtype=bool)
             unobserved[: n // 8, : n // 6] = False
             cov = coverage(0.02, 0.0, float(unobserved.mean()), "not observed")
@@ -358,6 +457,7 @@ def sample_results(
             res = HotspotResult(
                 **base(site, grid),
                 status="failed",
+                thermal_source=None,
                 warnings=["the STAC catalogue answered slowly; 2 of 5 scene searches were retried"],
                 error="SceneLoadError: scene S2B_MSIL2A_20251219T033139 could not be read after 3 tries "
                 "(HTTP 503 from the catalogue); re-run 'borderwatch check poipet' later.",
@@ -376,6 +476,8 @@ def sample_results(
             warnings=warnings,
             coverage=cov,
             alerts=alerts,
+            thermal_source=thermal,
+            fires=fires,
             chips="chips.npz",
             scene_ids=["S2B_MSIL2A_20251210", "S1A_IW_GRDH_20251212"],
         )
@@ -394,6 +496,7 @@ def sample_results(
             **base(site, grid),
             status="ok",
             coverage=coverage(0.9 - 0.05 * i, 1.0, 0.0, "observed"),
+            thermal_source=thermal_source,
             chips="chips.npz",
         )
         out.append((res, chips))

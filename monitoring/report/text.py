@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 from datetime import date
 
+from monitoring.report.fires import LOCAL_LABEL, FireOnAlert, local_text, match_fires
 from monitoring.results import Alert, Confidence, Coverage, HotspotResult
 
 DEFAULT_TITLE = "Border hot spots — satellite observation briefing"
@@ -16,6 +18,11 @@ SIMULATED_EXPLAINED = (
 )
 NOT_OBSERVED = "Not observed — no statement possible."
 NO_CHANGE = "No change detected in the observed part."
+FIRES_NOT_CHECKED = "Active fires: thermal data (VIIRS/MODIS) not checked in this run."
+NO_FIRES = (
+    "Active fires: none detected in the after window (VIIRS/MODIS cannot see through thick cloud: this is not "
+    "proof of no fire)."
+)
 
 CONFIDENCE_RANK: dict[Confidence, int] = {Confidence.LOW: 0, Confidence.HIGH: 1, Confidence.HIGHEST: 2}
 
@@ -112,6 +119,50 @@ def farm_burning_line(result: HotspotResult) -> str:
         f"{last.isoformat()}) look like the season's stubble burning and are shown as context, not counted as "
         "alerts; from one sensor a fire started by shelling among them cannot be told apart."
     )
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _detections_text(matches: list[FireOnAlert]) -> str:
+    """'12 VIIRS detections', or '13 detections (12 VIIRS, 1 MODIS)' where instruments differ."""
+    by = Counter(m.fire.instrument for m in matches)
+    if len(by) == 1:
+        return _plural(len(matches), f"{next(iter(by))} detection")
+    parts = ", ".join(f"{n} {k}" for k, n in sorted(by.items(), key=lambda kv: (-kv[1], kv[0])))
+    return f"{_plural(len(matches), 'detection')} ({parts})"
+
+
+def fire_line(result: HotspotResult, matches: list[FireOnAlert] | None = None) -> str:
+    """One line on the area's active fires: how many in the after window, how many on burn scars and when the
+    first of those burnt (local time); none (which under cloud proves nothing); or not checked.
+
+    `matches` are fires.match_fires(result), passed in where the caller has them already.
+    """
+    if result.thermal_source is None:
+        return FIRES_NOT_CHECKED
+    if matches is None:
+        matches = match_fires(result)
+    if not matches:
+        return NO_FIRES
+    burn = [m for m in matches if m.on_burn_alert]
+    farm = [m for m in matches if m.seasonal]
+    other = [m for m in matches if m.alert is not None and not m.seasonal and not m.on_burn_alert]
+    text = f"Active fires: {_detections_text(matches)} in the after window"
+    if not (burn or farm or other):
+        return f"{text} (first {local_text(matches[0].fire.time)} {LOCAL_LABEL}), none on a change alert."
+    parts: list[str] = []
+    if burn:
+        parts.append(f"{len(burn)} on burn-scar alerts (first {local_text(burn[0].fire.time)} {LOCAL_LABEL})")
+    if other:
+        parts.append(f"{len(other)} on other change alerts")
+    if farm:
+        parts.append(f"{len(farm)} on farm burns (stubble fires are hot too)")
+    n, rest = parts[0].split(" ", 1)
+    parts[0] = f"{n} of them {rest}"
+    joined = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+    return f"{text}, {joined}."
 
 
 def highest_confidence(alerts: list[Alert]) -> Confidence | None:

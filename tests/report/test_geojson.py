@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import geopandas as gpd
@@ -15,7 +15,7 @@ from shapely.geometry import LinearRing
 from monitoring.errors import ReportError
 from monitoring.report import write_geojson
 from monitoring.report.samples import sample_results
-from monitoring.results import HotspotResult
+from monitoring.results import Confidence, HotspotResult
 
 RUN_DATE = date(2025, 12, 22)
 
@@ -43,9 +43,16 @@ def test_feature_collection_is_rfc7946(tmp_path: Path) -> None:
     assert fc["type"] == "FeatureCollection"
     assert "crs" not in fc, "RFC 7946 removed the crs member: coordinates are always WGS84"
     n_alerts = sum(len(r.alerts) for r in results)
-    assert len(fc["features"]) == n_alerts + len(results)
+    n_fires = sum(len(r.fires) for r in results)
+    assert n_fires, "the samples must include active fires for this test to mean anything"
+    assert len(fc["features"]) == n_alerts + n_fires + len(results)
     for f in fc["features"]:
         assert f["type"] == "Feature"
+        if f["properties"]["feature_type"] == "fire_detection":
+            assert f["geometry"]["type"] == "Point"
+            lon, lat = f["geometry"]["coordinates"]
+            assert 100 < lon < 106 and 10 < lat < 15, "lon/lat order (x, y), not lat/lon"
+            continue
         assert f["geometry"]["type"] in ("Polygon", "MultiPolygon")
         for ring, exterior in _rings(f["geometry"]):
             assert ring[0] == ring[-1] and len(ring) >= 4
@@ -81,8 +88,18 @@ def test_reads_back_with_gdal_as_wgs84(tmp_path: Path) -> None:
     results = _results()
     path, _ = _write(tmp_path, results)
     info = pyogrio.read_info(path)
-    # One geometry type, so QGIS opens one layer without asking.
-    assert info["geometry_type"] == "MultiPolygon"
+    # Polygons and fire points: GDAL calls the layer's type Unknown and reads every feature with its own type
+    # (QGIS offers the file as two layers, polygons and points).
+    assert info["geometry_type"] == "Unknown"
+    df = pyogrio.read_dataframe(path)
+    assert len(df) == info["features"]
+    fire_rows = df["feature_type"] == "fire_detection"
+    assert (df.geom_type[fire_rows] == "Point").all() and fire_rows.sum() == sum(
+        len(r.fires) for r in results
+    )
+    assert (df.geom_type[~fire_rows] == "MultiPolygon").all()
+    # ISO times with a Z come back as UTC datetimes.
+    assert str(df["time"].dt.tz) == "UTC"
     df = gpd.read_file(path)
     assert df.crs is not None and df.crs.to_epsg() == 4326
     assert (df["feature_type"] == "alert").sum() == sum(len(r.alerts) for r in results)
@@ -190,3 +207,96 @@ def test_burns_set_aside_as_farm_burning_are_context_not_alerts(tmp_path: Path) 
     assert obs["seasonal_burn_ha"] == pytest.approx(sum(a.area_ha for a in burns), abs=0.01)
     assert "Farm burning: 2 burnt patches on cropland" in obs["statement"]
     assert "not counted as alerts" in obs["statement"]
+
+
+def _by_type(fc: dict, feature_type: str) -> list[dict]:
+    return [f for f in fc["features"] if f["properties"]["feature_type"] == feature_type]
+
+
+def test_fire_detections_are_points_matched_to_alerts(tmp_path: Path) -> None:
+    results = _results()
+    _, fc = _write(tmp_path, results)
+    fires = _by_type(fc, "fire_detection")
+    pv = next(r for r in results if r.area_id == "preah-vihear")
+    burn = next(a for a in pv.alerts if a.change_type.value == "burn_scar")
+    on = [f for f in fires if f["properties"]["on_alert"]]
+    # The sample's burn scar: 3 fires between its last clear look and its first observation; the rest came later.
+    assert {f["properties"]["on_alert"] for f in on} == {burn.id}
+    assert len(on) == 3 == burn.thermal_detections
+    assert len([f for f in fires if f["properties"]["hotspot_id"] == "preah-vihear"]) == len(pv.fires)
+    assert all(
+        f["properties"]["on_alert"] is None for f in fires if f["properties"]["hotspot_id"] != "preah-vihear"
+    )
+    props = on[0]["properties"]
+    assert props["time"] == "2025-12-08T06:41:00Z"
+    for key in ("satellite", "instrument", "confidence", "frp", "daynight", "product", "hotspot_id"):
+        assert props[key] is not None
+    assert props["pixel_m"] == 375.0
+    assert {f["properties"]["pixel_m"] for f in fires if f["properties"]["instrument"] == "MODIS"} == {1000.0}
+    assert len({f["id"] for f in fires}) == len(fires), "fire ids are unique"
+    assert all(not isinstance(v, (dict, list)) for f in fires for v in f["properties"].values())
+
+
+def test_alerts_carry_their_thermal_fields(tmp_path: Path) -> None:
+    results = _results()
+    _, fc = _write(tmp_path, results)
+    alerts = {f["id"]: f["properties"] for f in _by_type(fc, "alert")}
+    pv = next(r for r in results if r.area_id == "preah-vihear")
+    burn = next(a for a in pv.alerts if a.change_type.value == "burn_scar")
+    props = alerts[burn.id]
+    assert props["thermal_detections"] == 3
+    assert props["thermal_first"] == "2025-12-08T06:41:00Z" and props["thermal_last"].endswith("Z")
+    assert props["thermal_frp_max"] == 18.6
+    assert "viirs" in props["sensors"] and "active-fire" in props["methods"]
+    cam = next(r for r in results if r.area_id == "chong-an-ma")
+    assert alerts[cam.alerts[0].id]["thermal_detections"] == 0, "checked, none: 0"
+    # Naive times (as numpy hands them over) are UTC and say so.
+    naive = burn.model_copy(update={"thermal_first": datetime(2025, 12, 8, 6, 41)})
+    pv2 = pv.model_copy(update={"alerts": [naive]})
+    _, fc2 = _write(tmp_path, [pv2])
+    assert _by_type(fc2, "alert")[0]["properties"]["thermal_first"] == "2025-12-08T06:41:00Z"
+
+
+def test_observation_features_count_fires_or_say_not_checked(tmp_path: Path) -> None:
+    _, fc = _write(tmp_path, _results())
+    obs = {f["properties"]["hotspot_id"]: f["properties"] for f in _by_type(fc, "observation")}
+    fires = _by_type(fc, "fire_detection")
+    for area, props in obs.items():
+        mine = [f for f in fires if f["properties"]["hotspot_id"] == area]
+        if props["thermal_source"] is None:
+            assert props["fire_detections"] is None and props["fire_detections_on_alerts"] is None
+            assert "not checked" in props["fire_text"] and not mine
+        else:
+            assert props["fire_detections"] == len(mine)
+            assert props["fire_detections_on_alerts"] == sum(1 for f in mine if f["properties"]["on_alert"])
+    assert obs["preah-vihear"]["thermal_source"] == "simulator"
+    assert (obs["preah-vihear"]["fire_detections"], obs["preah-vihear"]["fire_detections_on_alerts"]) == (
+        6,
+        3,
+    )
+    assert obs["chong-an-ma"]["fire_detections"] == 0, "checked and none seen: 0, not null"
+    assert "not proof of no fire" in obs["chong-an-ma"]["fire_text"]
+    assert obs["chong-bok"]["fire_detections"] is None
+    assert obs["ta-muen-thom"]["fire_text"].endswith("none on a change alert.")
+
+
+def test_fires_on_farm_burns_name_the_seasonal_burn(tmp_path: Path) -> None:
+    results = _results()
+    i = [r.area_id for r in results].index("preah-vihear")
+    r = results[i]
+    burn = next(a for a in r.alerts if a.change_type.value == "burn_scar")
+    # A fire confirms a fire, not a conflict: the farm burn keeps its thermal fields and stays set aside.
+    farm = burn.model_copy(update={"seasonal": True, "confidence": Confidence.LOW})
+    results[i] = r.model_copy(
+        update={"alerts": [a for a in r.alerts if a is not burn], "seasonal_burns": [farm]}
+    )
+    path, fc = _write(tmp_path, results)
+    aside = _by_type(fc, "seasonal_burn")
+    assert aside[0]["properties"]["thermal_detections"] == 3
+    on = [f["properties"]["on_alert"] for f in _by_type(fc, "fire_detection") if f["properties"]["on_alert"]]
+    assert on == [farm.id] * 3
+    obs = next(f["properties"] for f in fc["features"] if f["id"] == "area:preah-vihear")
+    assert obs["fire_detections_on_alerts"] == 0 and obs["fire_detections_on_farm_burns"] == 3
+    assert "3 of them on farm burns (stubble fires are hot too)" in obs["fire_text"]
+    df = gpd.read_file(path)
+    assert (df["feature_type"] == "seasonal_burn").sum() == 1

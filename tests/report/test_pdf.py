@@ -187,3 +187,94 @@ def test_farm_burning_is_shown_as_context_not_counted(tmp_path: Path) -> None:
     assert "2 burnt patches on cropland in 1 area" in texts[0]
     page = next(t for t in texts[1:] if "Farm burning: 2 burnt patches" in t)
     assert "not counted as alerts" in page and "pale dashed" in page
+
+
+def _squash(s: str) -> str:
+    return re.sub(r"\s+", " ", s)
+
+
+@needs_pdftotext
+def test_area_statements_say_what_active_fires_showed(tmp_path: Path) -> None:
+    path, results = _pdf(tmp_path, simulated=True)
+    ordered = sorted(results, key=lambda r: (r.priority, r.area_id))
+    pages = page_texts(path)
+    areas = {r.area_id: _squash(t) for r, t in zip(ordered, pages[1:], strict=True)}
+    # Fires seen, three of them on the burn scar: when it burnt, in local time, labelled.
+    assert (
+        "Active fires: 6 detections (5 VIIRS, 1 MODIS) in the after window, 3 of them on burn-scar alerts "
+        "(first 2025-12-08 13:41 local time, UTC+7)." in areas["preah-vihear"]
+    )
+    # Checked, none: not proof of no fire.
+    assert (
+        "Active fires: none detected in the after window (VIIRS/MODIS cannot see through thick cloud: this is "
+        "not proof of no fire)." in areas["chong-an-ma"]
+    )
+    # Not checked: said so, no count.
+    assert "Active fires: thermal data (VIIRS/MODIS) not checked in this run." in areas["chong-bok"]
+    assert "none on a change alert" in areas["ta-muen-thom"]
+    # The burn scar's row gives the fire's local time; the legend and caption name the markers.
+    pv = areas["preah-vihear"]
+    # (Table cells wrap, and pdftotext interleaves their lines: look for the pieces.)
+    assert "VIIRS" in pv and "2025-12-08" in pv and "13:41, 3 det." in pv
+    assert "UTC+7" in pv and "red triangles: active-fire detections" in pv
+    cover = _squash(pages[0])
+    assert "never lifts a farm burn" in cover and "highest confidence" in cover
+    assert (
+        "Active fires (VIIRS/MODIS): 8 detections in the after window in 2 areas, 3 on burn-scar alerts"
+        in cover
+    )
+    assert "Thermal data not checked for: Chong Bok" in cover
+
+
+@needs_pdftotext
+def test_pdf_and_geojson_give_the_same_fire_numbers(tmp_path: Path) -> None:
+    import json
+
+    from monitoring.report import write_geojson
+
+    path, results = _pdf(tmp_path, simulated=True)
+    gj = write_geojson(results, tmp_path / "b.geojson", run_date=RUN_DATE, source="simulator", simulated=True)
+    fc = json.loads(gj.read_text(encoding="utf-8"))
+    ordered = sorted(results, key=lambda r: (r.priority, r.area_id))
+    pages = {r.area_id: _squash(t) for r, t in zip(ordered, page_texts(path)[1:], strict=True)}
+    for f in fc["features"]:
+        props = f["properties"]
+        if props["feature_type"] != "observation" or props["status"] == "failed":
+            continue
+        area = props["hotspot_id"]
+        assert props["fire_text"] in pages[area], area
+        points = [
+            g["properties"]
+            for g in fc["features"]
+            if g["properties"]["feature_type"] == "fire_detection" and g["properties"]["hotspot_id"] == area
+        ]
+        if props["fire_detections"]:
+            assert f"Active fires: {props['fire_detections']} " in props["fire_text"]
+            assert props["fire_detections"] == len(points)
+        on = sum(1 for p in points if p["on_alert"])
+        if on:
+            assert f"{on} of them on burn-scar alerts" in pages[area]
+
+
+def test_map_draws_a_marker_per_fire_with_a_legend_entry(tmp_path: Path) -> None:
+    from monitoring.report import figures
+
+    for r, chips in sample_results(RUN_DATE, simulated=True, size_px=64):
+        if chips is None:
+            continue
+        fig = figures.area_figure(r, chips, order=r.alerts)
+        ax = fig.axes[0]
+        markers = [line for line in ax.get_lines() if line.get_gid() == "active-fires"]
+        labels = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+        if r.fires:
+            (line,) = markers
+            assert len(line.get_xdata()) == len(r.fires)
+            assert line.get_marker() == "^" and line.get_markeredgecolor() == "black"
+            x0, x1 = ax.get_xlim()
+            y0, y1 = ax.get_ylim()
+            assert all(x0 <= x <= x1 for x in line.get_xdata()) and all(
+                y0 <= y <= y1 for y in line.get_ydata()
+            )
+            assert figures.FIRE_LABEL in labels
+        else:
+            assert not markers and figures.FIRE_LABEL not in labels
