@@ -244,6 +244,12 @@ METHODS: dict[str, Method] = {
     "irmad-fdr": _rule(correction="fdr"),
     "irmad-shift": _rule(context="shift"),
     "irmad-window": _rule(context="window"),
+    "irmad-texture": _rule(texture=("B04", "B08")),
+    "irmad-segment": _rule(context="segment"),
+    "irmad-coherent": _rule(context="coherent"),
+    "irmad-confirmed": _rule(confirm=True),
+    "irmad-grown": _rule(confirm=True, grow=True),
+    "irmad-green": _rule(exclude_green=True),
     "irmad": _rule(),
 }
 """Methods by name. cva-*: CVA over 13 bands. irmad-chi2: Nielsen's IR-MAD on 13 bands, p < 0.01 per pixel.
@@ -251,7 +257,10 @@ irmad: the chosen rule (detect_multivariate_change: B02-B04, B08, B11, B12 fitte
 chi-square at a 5% Bonferroni level, 0.2 ha mapping unit); irmad-bonferroni drops the mapping unit;
 irmad-10m and irmad-surface change only the bands; irmad-fdr spreads the 5% by Benjamini-Hochberg instead;
 irmad-shift tests Z tolerant to a 1 px misregistration, irmad-window Z averaged over 3 x 3 pixels, each against
-a scaled chi-square fitted to the scene. benchmarks/oscd.py holds how each fared."""
+a scaled chi-square fitted to the scene; irmad-texture adds the 3 x 3 log local spread of red and NIR on
+each date as IR-MAD variables; irmad-segment tests the mean Z of each segment of the pair (watersheds from a
+4 px seed grid) and irmad-coherent the length of its mean MAD vector, one test per segment.
+benchmarks/oscd.py holds how each fared."""
 
 
 def list_cities(root: Path) -> list[str]:
