@@ -161,7 +161,10 @@ def test_evaluate_oscd_irmad_finds_the_synthetic_change(
 
 @pytest.mark.parametrize(
     "method",
-    ["irmad", "irmad-shift", "irmad-window", "irmad-fdr", "irmad-texture", "irmad-segment", "irmad-coherent"],
+    [
+        *("irmad", "irmad-pixel", "irmad-shift", "irmad-window", "irmad-fdr"),
+        *("irmad-texture", "irmad-segment", "irmad-coherent", "irmad-grown", "irmad-green"),
+    ],
 )
 def test_numpy_and_dask_evaluations_agree(oscd: tuple[Path, dict[str, np.ndarray]], method: str) -> None:
     root, _ = oscd

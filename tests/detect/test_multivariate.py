@@ -12,6 +12,7 @@ from monitoring.detect.multivariate import (
     change_mask,
     cva,
     detect_multivariate_change,
+    green_mask,
     inflation_factor,
     irmad,
     local_texture,
@@ -414,3 +415,45 @@ def test_texture_variables_join_irmad_and_keep_the_patch(use_dask: bool) -> None
     # A new surface changes the spread only where a window straddles its outline: at most a 1 px ring more.
     ring = ndimage.binary_dilation(truth, structure=np.ones((3, 3), bool))
     assert not (res.mask.values & ~ring).any()
+
+
+def _jittered_pair(seed: int) -> tuple[xr.Dataset, xr.Dataset, np.ndarray, np.ndarray]:
+    """_pair plus a flicker: SWIR up and down pixel by pixel in a second patch, nothing on average."""
+    before, after, truth = _pair(seed=seed)
+    flicker = np.zeros((SIZE, SIZE), bool)
+    flicker[60:76, 10:26] = True
+    sign = np.where(np.add.outer(np.arange(SIZE), np.arange(SIZE)) % 2 == 0, 1.0, -1.0)
+    for b in ("B11", "B12"):
+        after[b].values[flicker] += 0.05 * sign[flicker]  # per pixel ~1.7x the Bonferroni level of Z
+    return before, after, truth, flicker
+
+
+@pytest.mark.parametrize("use_dask", [False, True])
+def test_confirmation_drops_a_flicker_and_keeps_the_coherent_patch(use_dask: bool) -> None:
+    before, after, truth, flicker = _jittered_pair(seed=5)
+    b, a = _maybe_dask(before, use_dask), _maybe_dask(after, use_dask)
+    pixel = detect_multivariate_change(b, a, confirm=False).mask.values
+    rule = detect_multivariate_change(b, a)
+    confirmed = rule.mask.values
+    assert (
+        rule.confirmed and not detect_multivariate_change(b, a, confirm=False).confirmed
+    )  # the rule confirms
+    assert pixel[flicker].mean() > 0.9 and pixel[truth].mean() > 0.9  # per pixel, the flicker is change
+    # Segments do not see the flicker (it is in SWIR only), so some hold one sign more than the other and
+    # keep a pixel's worth of it; most of it cancels.
+    assert confirmed[flicker].mean() < 0.5 * pixel[flicker].mean() and confirmed[truth].mean() > 0.9
+    assert not (confirmed & ~pixel).any()  # a confirmation only removes
+    grown = detect_multivariate_change(b, a, confirm=True, grow=True).mask.values
+    assert not (confirmed & ~grown).any() and grown[truth].all()
+
+
+def test_green_on_both_dates_is_never_flagged() -> None:
+    ds = xr.Dataset(
+        {"B04": (("y", "x"), np.array([[0.03, 0.03, 0.10]])), "B08": (("y", "x"), [[0.30, 0.30, 0.12]])}
+    )
+    later = ds.copy(deep=True)
+    later["B08"].values[0, 1] = 0.05  # cleared
+    np.testing.assert_array_equal(green_mask(ds, later).values, [[True, False, False]])
+    before, after, truth = _pair(seed=5)  # vegetated land: NDVI ~0.7 on both dates away from the patch
+    res = detect_multivariate_change(before, after, exclude_green=True, confirm=False)
+    assert not (res.mask & green_mask(before, after)).values.any()
