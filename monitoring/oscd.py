@@ -238,20 +238,32 @@ METHODS: dict[str, Method] = {
     "cva-otsu": _cva_otsu,
     "cva-top3": _cva_top,
     "irmad-chi2": _irmad_textbook,
-    "irmad-bonferroni": _rule(mmu_px=1),
-    "irmad-10m": _rule(bands=TEN_M_BANDS),
-    "irmad-surface": _rule(bands=SURFACE_BANDS),
-    "irmad-fdr": _rule(correction="fdr"),
-    "irmad-shift": _rule(context="shift"),
-    "irmad-window": _rule(context="window"),
+    "irmad-bonferroni": _rule(mmu_px=1, confirm=False),
+    "irmad-10m": _rule(bands=TEN_M_BANDS, confirm=False),
+    "irmad-surface": _rule(bands=SURFACE_BANDS, confirm=False),
+    "irmad-fdr": _rule(correction="fdr", confirm=False),
+    "irmad-shift": _rule(context="shift", confirm=False),
+    "irmad-window": _rule(context="window", confirm=False),
+    "irmad-texture": _rule(texture=("B04", "B08"), confirm=False),
+    "irmad-green": _rule(exclude_green=True, confirm=False),
+    "irmad-segment": _rule(context="segment"),
+    "irmad-coherent": _rule(context="coherent"),
+    "irmad-grown": _rule(grow=True),
+    "irmad-pixel": _rule(confirm=False),
     "irmad": _rule(),
 }
 """Methods by name. cva-*: CVA over 13 bands. irmad-chi2: Nielsen's IR-MAD on 13 bands, p < 0.01 per pixel.
 irmad: the chosen rule (detect_multivariate_change: B02-B04, B08, B11, B12 fitted on land, inflation-corrected
-chi-square at a 5% Bonferroni level, 0.2 ha mapping unit); irmad-bonferroni drops the mapping unit;
-irmad-10m and irmad-surface change only the bands; irmad-fdr spreads the 5% by Benjamini-Hochberg instead;
-irmad-shift tests Z tolerant to a 1 px misregistration, irmad-window Z averaged over 3 x 3 pixels, each against
-a scaled chi-square fitted to the scene. benchmarks/oscd.py holds how each fared."""
+chi-square at a 5% Bonferroni level, each flag confirmed by a coherent change of its segment, 0.2 ha mapping
+unit); irmad-pixel is the per-pixel test alone (the rule until the confirmation), and the variants below
+change it, not the rule: irmad-bonferroni drops the mapping unit; irmad-10m and irmad-surface change only the
+bands; irmad-fdr spreads the 5% by Benjamini-Hochberg instead; irmad-shift tests Z tolerant to a 1 px
+misregistration, irmad-window Z averaged over 3 x 3 pixels, each against a scaled chi-square fitted to the
+scene; irmad-texture adds the 3 x 3 log local spread of red and NIR on each date as IR-MAD variables;
+irmad-green drops flags on dense vegetation on both dates. irmad-segment tests the mean Z of each segment of the
+pair (watersheds from a 4 px seed grid) and irmad-coherent the length of its mean MAD vector, one test per
+segment; irmad-grown is the rule with confirmed segments flagged whole where most of their pixels are
+flagged. benchmarks/oscd.py holds how each fared."""
 
 
 def list_cities(root: Path) -> list[str]:

@@ -159,7 +159,13 @@ def test_evaluate_oscd_irmad_finds_the_synthetic_change(
     assert set(res["pooled"]) >= {"precision", "recall", "f1", "iou"}
 
 
-@pytest.mark.parametrize("method", ["irmad", "irmad-shift", "irmad-window", "irmad-fdr"])
+@pytest.mark.parametrize(
+    "method",
+    [
+        *("irmad", "irmad-pixel", "irmad-shift", "irmad-window", "irmad-fdr"),
+        *("irmad-texture", "irmad-segment", "irmad-coherent", "irmad-grown", "irmad-green"),
+    ],
+)
 def test_numpy_and_dask_evaluations_agree(oscd: tuple[Path, dict[str, np.ndarray]], method: str) -> None:
     root, _ = oscd
     a = evaluate_oscd(root, method=method, cities=["alpha"])

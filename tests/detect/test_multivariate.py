@@ -12,11 +12,16 @@ from monitoring.detect.multivariate import (
     change_mask,
     cva,
     detect_multivariate_change,
+    green_mask,
     inflation_factor,
     irmad,
+    local_texture,
     otsu_threshold,
     remove_small_regions,
     scaled_chi2_fit,
+    segment_coherent_chi2,
+    segment_mean_chi2,
+    segment_means,
     shift_tolerant_chi2,
     window_mean,
 )
@@ -319,8 +324,136 @@ def test_fdr_is_benjamini_hochberg_and_contains_the_bonferroni_mask() -> None:
 def test_unknown_context_and_correction_name_the_choices() -> None:
     before, after, _ = _pair()
     with pytest.raises(
-        DetectionError, match=r"Unknown context 'blur': choose one of \['pixel', 'shift', 'window'\]"
+        DetectionError,
+        match=r"Unknown context 'blur': choose one of \['pixel', 'shift', 'window', 'segment', 'coherent'\]",
     ):
         detect_multivariate_change(before, after, context="blur")  # type: ignore[arg-type]
     with pytest.raises(DetectionError, match=r"Unknown correction 'holm'"):
         detect_multivariate_change(before, after, correction="holm")  # type: ignore[arg-type]
+
+
+# --- Texture variables and segment tests ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("use_dask", [False, True])
+def test_local_texture_is_the_log_spread_of_observed_neighbours(use_dask: bool) -> None:
+    checker = np.where(np.add.outer(np.arange(6), np.arange(6)) % 2 == 0, 0.2, 0.1)
+    flat = np.full((6, 6), 0.3)
+    flat[2, 2] = np.nan
+    ds = xr.Dataset({"B04": (("y", "x"), checker), "B08": (("y", "x"), flat)})
+    tex = local_texture(ds.chunk({"y": 4, "x": 3}) if use_dask else ds)
+    # The 3 x 3 window of an interior pixel holds 5 of one value and 4 of the other: spread 0.05·sqrt(80)/9.
+    assert tex["B04_texture"].values[3, 3] == pytest.approx(np.log10(0.05 * np.sqrt(80) / 9), abs=1e-6)
+    assert tex["B04_texture"].values[0, 0] == pytest.approx(np.log10(0.05), abs=1e-6)  # 2 + 2
+    # A uniform surface sits at the quantisation floor; an unobserved centre stays unobserved.
+    assert np.nanmax(tex["B08_texture"].values) == pytest.approx(-4.0, abs=1e-6)
+    assert np.isnan(tex["B08_texture"].values[2, 2]) and np.isfinite(tex["B08_texture"].values[2, 3])
+
+
+@pytest.mark.parametrize("use_dask", [False, True])
+def test_segments_follow_an_edge_of_either_date_and_average_within(use_dask: bool) -> None:
+    rng = np.random.default_rng(3)
+    bands = ("B02", "B03", "B04", "B08")
+    before = xr.Dataset({b: (("y", "x"), 0.1 + 0.002 * rng.normal(size=(40, 40))) for b in bands})
+    after = before.copy(deep=True)
+    block = (slice(11, 23), slice(6, 17))  # a new building block, seen only in the after image
+    for b in bands:
+        after[b].values[block] += 0.08
+    values = xr.DataArray(np.zeros((40, 40)), dims=("y", "x"))
+    values.values[block] = 1.0
+    if use_dask:
+        before, after, values = before.chunk(16), after.chunk(16), values.chunk(16)
+    means, sizes, seeds = segment_means(values.expand_dims("seg"), before, after)
+    # No segment straddles the block's outline, so every segment mean is 0 or 1 exactly.
+    np.testing.assert_array_equal(means.values[0], values.values)
+    assert int(seeds.sum()) == 100  # one segment per seed of the 4 px grid
+
+    np.testing.assert_allclose(
+        np.bincount(np.ones(int(seeds.sum()), int), weights=sizes.values[seeds.values]), [0, 40**2]
+    )  # the segments' sizes read at their seeds add up to the image
+
+
+def test_coherent_segments_cancel_a_change_of_alternating_sign_that_the_mean_keeps() -> None:
+    before, after = map(_ds, _scene(seed=11))  # nothing changed
+    sign = np.where(np.add.outer(np.arange(SIZE), np.arange(SIZE)) % 2 == 0, 1.0, -1.0)
+    jitter = after.copy(deep=True)
+    for b in ("B11", "B12"):  # pixel by pixel up and down, nothing on average (and no edge to segment on)
+        jitter[b].values[PATCH] += 0.05 * sign[PATCH]
+    res = irmad(before, jitter)
+    mean_z, sizes, _ = segment_mean_chi2(res, before, jitter, inflation=1.0)
+    coherent, _, _ = segment_coherent_chi2(res, before, jitter)
+    core = np.zeros((SIZE, SIZE), bool)
+    core[24:28, 44:48] = True
+    assert np.median(mean_z.values[core]) > 5 * res.df  # the mean of Z sees a strong change
+    # Both are sums over the segment's n pixels; the up and down cancel in the mean vector (but for an odd
+    # pixel out), and no more than a pixel's worth is left.
+    total_z = (mean_z * sizes).values[core]
+    assert np.median(coherent.values[core]) < 0.05 * np.median(total_z)
+
+
+@pytest.mark.parametrize("context", ["segment", "coherent"])
+def test_segment_variants_find_the_patch_with_one_test_per_segment(context: str) -> None:
+    before, after, truth = _pair(seed=5)
+    a = detect_multivariate_change(before, after, context=context)  # type: ignore[arg-type]
+    b = detect_multivariate_change(_maybe_dask(before, True), _maybe_dask(after, True), context=context)  # type: ignore[arg-type]
+    assert b.mask.chunks is not None and b.p_value.chunks is not None  # lazy until asked
+    assert a.pixels == b.pixels == (SIZE // 4) ** 2 and a.context == context
+    assert a.inflation == pytest.approx(b.inflation, rel=1e-9)
+    np.testing.assert_array_equal(a.mask.values, b.mask.values)
+    np.testing.assert_allclose(a.p_value.values, b.p_value.values, rtol=1e-6, atol=1e-300)
+    assert a.mask.values[truth].all() and not (a.mask.values & ~truth).any()
+
+
+@pytest.mark.parametrize("use_dask", [False, True])
+def test_texture_variables_join_irmad_and_keep_the_patch(use_dask: bool) -> None:
+    before, after, truth = _pair(seed=5)
+    res = detect_multivariate_change(
+        _maybe_dask(before, use_dask), _maybe_dask(after, use_dask), texture=("B04", "B08")
+    )
+    assert res.irmad.bands[-2:] == ("B04_texture", "B08_texture") and res.dof == len(BANDS) + 2
+    assert res.mask.values[truth].mean() > 0.9
+    # A new surface changes the spread only where a window straddles its outline: at most a 1 px ring more.
+    ring = ndimage.binary_dilation(truth, structure=np.ones((3, 3), bool))
+    assert not (res.mask.values & ~ring).any()
+
+
+def _jittered_pair(seed: int) -> tuple[xr.Dataset, xr.Dataset, np.ndarray, np.ndarray]:
+    """_pair plus a flicker: SWIR up and down pixel by pixel in a second patch, nothing on average."""
+    before, after, truth = _pair(seed=seed)
+    flicker = np.zeros((SIZE, SIZE), bool)
+    flicker[60:76, 10:26] = True
+    sign = np.where(np.add.outer(np.arange(SIZE), np.arange(SIZE)) % 2 == 0, 1.0, -1.0)
+    for b in ("B11", "B12"):
+        after[b].values[flicker] += 0.05 * sign[flicker]  # per pixel ~1.7x the Bonferroni level of Z
+    return before, after, truth, flicker
+
+
+@pytest.mark.parametrize("use_dask", [False, True])
+def test_confirmation_drops_a_flicker_and_keeps_the_coherent_patch(use_dask: bool) -> None:
+    before, after, truth, flicker = _jittered_pair(seed=5)
+    b, a = _maybe_dask(before, use_dask), _maybe_dask(after, use_dask)
+    pixel = detect_multivariate_change(b, a, confirm=False).mask.values
+    rule = detect_multivariate_change(b, a)
+    confirmed = rule.mask.values
+    assert (
+        rule.confirmed and not detect_multivariate_change(b, a, confirm=False).confirmed
+    )  # the rule confirms
+    assert pixel[flicker].mean() > 0.9 and pixel[truth].mean() > 0.9  # per pixel, the flicker is change
+    # Segments do not see the flicker (it is in SWIR only), so some hold one sign more than the other and
+    # keep a pixel's worth of it; most of it cancels.
+    assert confirmed[flicker].mean() < 0.5 * pixel[flicker].mean() and confirmed[truth].mean() > 0.9
+    assert not (confirmed & ~pixel).any()  # a confirmation only removes
+    grown = detect_multivariate_change(b, a, confirm=True, grow=True).mask.values
+    assert not (confirmed & ~grown).any() and grown[truth].all()
+
+
+def test_green_on_both_dates_is_never_flagged() -> None:
+    ds = xr.Dataset(
+        {"B04": (("y", "x"), np.array([[0.03, 0.03, 0.10]])), "B08": (("y", "x"), [[0.30, 0.30, 0.12]])}
+    )
+    later = ds.copy(deep=True)
+    later["B08"].values[0, 1] = 0.05  # cleared
+    np.testing.assert_array_equal(green_mask(ds, later).values, [[True, False, False]])
+    before, after, truth = _pair(seed=5)  # vegetated land: NDVI ~0.7 on both dates away from the patch
+    res = detect_multivariate_change(before, after, exclude_green=True, confirm=False)
+    assert not (res.mask & green_mask(before, after)).values.any()
