@@ -17,6 +17,13 @@ It reports, over all scenes (pixel-weighted) and per scene: the share of true sh
 the share of truly clear land each mask throws away, the share of thin cloud edges (opacity 0-0.15, which the
 simulated SCL never flags) left clear, and the time one mask takes per scene (numpy, bands in memory; and dask
 on 256 px chunks). Simulation only: the figures measure the masks on simulated imagery.
+
+Defaults, 64 scenes: true shadow left clear 0.38% ("scl") -> 0.16% ("auto", either sun), clear land lost
+0.84% -> 1.07%, thin edges left 17.2% -> 17.1%. Per scene (medians of 3 runs on the shared 2-core machine):
+"scl" 14 ms numpy / 44 ms dask, "auto" 17 / 63 ms. The shadow test first cost 31 / 177 ms: six separate NaN
+means per cell, and on dask ~900 tasks per scene (each band cut to whole cells on its own, halos for the
+projection and the growth); now one compiled pass over the stacked bands and one task for a date's cells,
+with the same masks bit for bit.
 """
 
 from __future__ import annotations

@@ -173,10 +173,3 @@ def project_along_sun(cloud: np.ndarray, offsets: np.ndarray) -> np.ndarray:
         src = cloud[max(0, -dr) : ny - max(0, dr), max(0, -dc) : nx - max(0, dc)]
         out[max(0, dr) : ny - max(0, -dr), max(0, dc) : nx - max(0, -dc)] |= src
     return out
-
-
-def reach(offsets: np.ndarray) -> tuple[int, int]:
-    """Largest |row| and |column| offset: the halo a block needs to see every cloud that shades it."""
-    if offsets.size == 0:
-        return (0, 0)
-    return (int(np.abs(offsets[:, 0]).max()), int(np.abs(offsets[:, 1]).max()))

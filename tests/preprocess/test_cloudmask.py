@@ -4,10 +4,22 @@ import dask.array as da
 import numpy as np
 import pytest
 import xarray as xr
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from scipy import ndimage
 
 from monitoring.errors import DetectionError
 from monitoring.preprocess import clear_mask, mask_clouds
-from monitoring.preprocess.cloudmask import cloud_probability, cloud_shadow_masks, scl_shadow_mask
+from monitoring.preprocess.cloudmask import (
+    _dilate_2d,
+    _disk,
+    cloud_probability,
+    cloud_shadow_masks,
+    from_cells,
+    scl_shadow_mask,
+    to_cells,
+)
 from monitoring.preprocess.shadow import (
     project_along_sun,
     sentinel2_solar_time,
@@ -255,3 +267,64 @@ def test_an_image_without_scenes_gets_an_empty_mask() -> None:
     assert clear_mask(ds).shape == ds["B02"].shape and ds.sizes["time"] == 0
     with pytest.raises(DetectionError, match="No SCL layer"):
         scl_shadow_mask(ds.drop_vars("SCL"))
+
+
+# --- Cells and growth: the fast forms give the plain forms' bits -----------------------------------------------
+
+
+def _plain_cell_means(block: np.ndarray, f: int) -> np.ndarray:
+    """The numpy expression to_cells replaced: pad with NaN, mean of the finite values of each f x f cell."""
+    *lead, h, w = block.shape
+    ch, cw = -(-h // f), -(-w // f)
+    pad = [(0, 0)] * len(lead) + [(0, ch * f - h), (0, cw * f - w)]
+    x = np.pad(block, pad, constant_values=np.nan).reshape(*lead, ch, f, cw, f)
+    valid = np.isfinite(x)
+    n = valid.sum(axis=(-3, -1))
+    total = np.where(valid, x, 0.0).sum(axis=(-3, -1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, total / n, np.nan)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    arrays(
+        np.float32,
+        st.tuples(st.integers(1, 3), st.integers(1, 20), st.integers(1, 20)),
+        elements=st.one_of(
+            st.sampled_from([np.nan, np.inf, -0.0]),
+            st.floats(-0.5, 2.0, width=32),  # reflectance, with the negative values L2A offsets can give
+        ),
+    ),
+    st.sampled_from([1, 2, 6]),
+)
+def test_cell_means_are_the_means_of_the_finite_values(a: np.ndarray, f: int) -> None:
+    # The kernel adds in float32 as the numpy expression it replaced did; within float32 rounding of 36 terms it
+    # is the exact mean of each cell's finite values, and dask's blocks (cutting cells) give the same bits.
+    want = _plain_cell_means(a.astype("float64"), f)
+    got = to_cells(a, f)
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+    lazy = to_cells(da.from_array(a, chunks=(1, 7, 5)), f).compute()  # blocks that cut cells
+    np.testing.assert_array_equal(lazy.view("uint32"), got.view("uint32"))
+    # Shares of a mask (what the shadow test averages) are exact: small integer sums.
+    share = _plain_cell_means((a > 0).astype("float64"), f).astype("float32")
+    np.testing.assert_array_equal(to_cells(a > 0, f), share)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    arrays(np.bool_, st.tuples(st.integers(1, 2), st.integers(1, 30), st.integers(1, 30))),
+    st.integers(0, 6),
+)
+def test_dilation_is_binary_dilation_by_the_disk(a: np.ndarray, radius: int) -> None:
+    want = ndimage.binary_dilation(a, structure=_disk(radius)[None]) if radius else a
+    np.testing.assert_array_equal(_dilate_2d(a, radius), want)
+
+
+def test_cells_go_back_to_any_chunking_of_the_pixels() -> None:
+    cells = np.arange(2 * 9 * 7, dtype="float32").reshape(2, 9, 7)
+    like = da.zeros((2, 50, 40), chunks=(1, 17, 13))  # the last cells only partly on the grid
+    want = from_cells(cells, like.compute())
+    got = from_cells(da.from_array(cells, chunks=(1, 4, 3)), like)
+    assert got.chunks == like.chunks and want.shape == like.shape
+    np.testing.assert_array_equal(got.compute(), want)
+    assert want[1, 49, 39] == cells[1, 8, 6] and want[0, 6, 5] == cells[0, 1, 0]
