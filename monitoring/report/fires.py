@@ -11,6 +11,7 @@ import shapely
 from pyproj import Transformer
 from shapely.geometry import shape
 
+from monitoring.fuse import Fires
 from monitoring.results import Alert, ChangeType, FireDetection, HotspotResult
 from monitoring.sources.thermal import INSTRUMENT_PIXEL_M
 
@@ -59,24 +60,26 @@ class FireOnAlert:
         return self.alert is not None and not self.seasonal and self.alert.change_type is ChangeType.BURN_SCAR
 
 
-def _in_interval(fire: FireDetection, alert: Alert) -> bool:
-    # Whole UTC days, inclusive, as the pipeline matches them: the last clear look and the first observation are
-    # days, and the fire that made the change burnt somewhere between them.
-    day = as_utc(fire.time).date()
-    return (alert.last_clear_before is None or alert.last_clear_before <= day) and day <= alert.first_observed
-
-
 def _projector(crs: str) -> Callable[[np.ndarray], np.ndarray]:
     to_grid = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
     return lambda xy: np.column_stack(to_grid.transform(xy[:, 0], xy[:, 1]))
 
 
-def _distances(fires: list[FireDetection], alerts: list[Alert], crs: str) -> np.ndarray:
-    """Metres from each fire's pixel centre to each alert's outline (fires x alerts), on the grid `crs`."""
-    project = _projector(crs)
-    outlines = np.array([shapely.transform(shape(a.geometry), project) for a in alerts], dtype=object)
-    xy = project(np.array([[f.longitude, f.latitude] for f in fires], dtype="float64").reshape(-1, 2))
-    return np.asarray(shapely.distance(shapely.points(xy)[:, None], outlines[None, :]), dtype="float64")
+def _on_grid(fires: list[FireDetection], crs: str) -> Fires:
+    """The detections as fuse.Fires on the grid `crs`, so that the pipeline's own rule (Fires.near) matches them."""
+    xy = _projector(crs)(np.array([[f.longitude, f.latitude] for f in fires], dtype="float64").reshape(-1, 2))
+    return Fires(
+        x=xy[:, 0],
+        y=xy[:, 1],
+        time=np.array([as_utc(f.time).replace(tzinfo=None) for f in fires], dtype="datetime64[s]"),
+        reach_m=np.array([pixel_m(f) for f in fires], dtype="float64"),
+        sensor=np.array([f.instrument for f in fires], dtype=object),
+        frp=np.array([np.nan if f.frp is None else f.frp for f in fires], dtype="float64"),
+    )
+
+
+def _outline(alert: Alert, crs: str) -> shapely.Geometry:
+    return shapely.transform(shape(alert.geometry), _projector(crs))
 
 
 def fires_near(alert: Alert, fires: list[FireDetection], crs: str) -> list[FireDetection]:
@@ -84,8 +87,8 @@ def fires_near(alert: Alert, fires: list[FireDetection], crs: str) -> list[FireD
     its first observation: what alert.thermal_detections counts (for the fires given)."""
     if not fires:
         return []
-    d = _distances(fires, [alert], crs)[:, 0]
-    return [f for f, di in zip(fires, d, strict=True) if di <= pixel_m(f) and _in_interval(f, alert)]
+    idx = _on_grid(fires, crs).near(_outline(alert, crs), alert.last_clear_before, alert.first_observed)
+    return [fires[i] for i in sorted(idx)]
 
 
 def match_fires(result: HotspotResult) -> list[FireOnAlert]:
@@ -100,14 +103,22 @@ def match_fires(result: HotspotResult) -> list[FireOnAlert]:
     candidates = [(a, False) for a in result.alerts] + [(a, True) for a in result.seasonal_burns]
     if not fires or not candidates:
         return [FireOnAlert(f, None) for f in fires]
-    d = _distances(fires, [a for a, _ in candidates], result.crs)
+    grid = _on_grid(fires, result.crs)
+    points = shapely.points(grid.x, grid.y)
+    # Each fire's nearest qualifying outline; strict < keeps the first of equals: alerts before farm burns, then
+    # the order of the lists.
+    best: dict[int, tuple[float, int]] = {}
+    for i, (alert, _) in enumerate(candidates):
+        outline = _outline(alert, result.crs)
+        idx = grid.near(outline, alert.last_clear_before, alert.first_observed)
+        for k, d in zip(idx.tolist(), shapely.distance(points[idx], outline).tolist(), strict=True):
+            if k not in best or d < best[k][0]:
+                best[k] = (d, i)
     out: list[FireOnAlert] = []
     for k, fire in enumerate(fires):
-        ok = [i for i, (a, _) in enumerate(candidates) if d[k, i] <= pixel_m(fire) and _in_interval(fire, a)]
-        if not ok:
+        if k not in best:
             out.append(FireOnAlert(fire, None))
             continue
-        # min() keeps the first of equals: alerts before farm burns, then list order.
-        alert, seasonal = candidates[min(ok, key=lambda i: d[k, i])]
+        alert, seasonal = candidates[best[k][1]]
         out.append(FireOnAlert(fire, alert, seasonal))
     return out
