@@ -311,6 +311,8 @@ def analyse_area(
         warnings.append("no Sentinel-1 scene in the after window: structural damage not assessed")
     if detections:
         lazy["codes"] = fuse_change_types(burn=burn, soil=soil, sar=sar_det, builtup=builtup)
+        if builtup is not None:
+            lazy["builtup"] = builtup
         if landcover is not None:
             lazy["landcover"] = landcover
     for d in detections:
@@ -374,6 +376,7 @@ def analyse_area(
             landcover=c.get("landcover"),
             optical_last_clear=c.get("optical_last_clear"),
             fires=Fires.from_frame(fires, str(aoi.crs)) if fires is not None else None,
+            builtup=c["builtup"].astype(bool) if "builtup" in c else None,
         )
         alerts = vectorise_alerts(evidence, geobox=aoi.geobox, area_id=aoi.id, mmu_ha=th.mmu_ha)
         alerts, seasonal_burns = set_aside_farm_burning(alerts, min_fields=th.farm_burning_min_fields)

@@ -75,6 +75,8 @@ minimum mapping unit (an object of that size whose edge pixels, about half of it
 Without this, one-pixel specks in a patch of haze grow into alerts."""
 SAR_METHOD = "s1-welch-t"
 """The radar change whose signed dB score tells roughened ground (crater fields) from smoothed (earthworks)."""
+OPTICAL_CHANGE = "cva"
+"""The optical change test (change vector over six bands) that completes a radar structural-damage region."""
 
 
 OPTICALLY_BLIND = (LC_BARE,)
@@ -107,6 +109,9 @@ class Evidence:
     fires: Fires | None = None
     """Active-fire detections on the grid, from the before window's start to the after window's end; None where no
     thermal source was checked (then alerts say so: thermal_detections None)."""
+    builtup: np.ndarray | None = None
+    """Built-up land as the radar test restricts structural damage to it (detect.sar.builtup_mask); None without
+    radar."""
 
 
 def _day(t: np.datetime64) -> date:
@@ -409,6 +414,32 @@ def radar_burn_regions(evidence: Evidence, geobox: GeoBox, *, min_px: int = 1) -
     return out
 
 
+def complete_structures(labels: np.ndarray, kinds: dict[int, ChangeType], evidence: Evidence) -> np.ndarray:
+    """Structural-damage regions take in the unflagged built-up pixels, up to EDGE_REACH_PX beyond them and
+    connected to them, that the optical change test flagged (OPTICAL_CHANGE's support: a clear look after the
+    change, off cropland). Radar decides that structures were damaged (the optical signal of a collapsed roof
+    alone is weak and ambiguous); where the sky was clear, optics see the same block change and, at 10 m without
+    the multilook's blur, its extent. Both are strict tests of independent sensors, so the pixels count towards
+    the region's core (MMU_CORE_SHARE). Returns a new label raster."""
+    cva = evidence.layers.get(f"{OPTICAL_CHANGE}.support")
+    if cva is None or evidence.builtup is None:
+        return labels
+    out = labels.copy()
+    weak = cva.astype(bool) & evidence.builtup & (evidence.codes == NONE)
+    objects = ndimage.find_objects(labels)
+    for k, kind in kinds.items():
+        if kind is not ChangeType.STRUCTURAL_DAMAGE or k > len(objects) or objects[k - 1] is None:
+            continue
+        win = _window(objects[k - 1], EDGE_REACH_PX + 1, labels.shape)
+        region = out[win] == k
+        ok = weak[win] & (out[win] == 0)
+        grown = region
+        for _ in range(EDGE_REACH_PX):
+            grown = grown | (ndimage.binary_dilation(grown, structure=EIGHT) & ok)
+        out[win][grown & ~region] = k
+    return out
+
+
 def _unchanged(codes: np.ndarray) -> np.ndarray:
     """Pixels no detector flagged, nor within EDGE_REACH_PX of one (edges of changes are mixed)."""
     return ~ndimage.binary_dilation(codes != NONE, structure=EIGHT, iterations=EDGE_REACH_PX)
@@ -520,6 +551,7 @@ def vectorise_alerts(
         radar_only |= new
     if not kinds:
         return []
+    labels = complete_structures(labels, kinds, evidence)
     core = np.bincount(labels.ravel(), minlength=max(kinds) + 1)
     # The MMU applies to each region with its weaker edge (grow_edges), as long as its core is half of it.
     candidates = {k for k in kinds if core[k] * px_ha >= MMU_CORE_SHARE * mmu_ha}

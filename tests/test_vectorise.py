@@ -98,6 +98,42 @@ def test_alerts_carry_type_area_dates_and_tiers() -> None:
     assert area == pytest.approx(1.0, rel=0.01)
 
 
+def test_optical_change_on_built_up_land_completes_a_radar_structure() -> None:
+    """A damaged compound whose radar flags alone are under half the MMU becomes an alert where a clear optical look
+    saw the same block change; optical change off built-up land, beyond the reach, or without radar adds nothing."""
+    aoi = tiny_aoi()
+    codes = np.zeros(aoi.shape, "uint8")
+    codes[20:23, 20:23] = STRUCTURE  # 9 radar pixels: 0.09 ha, under half of a 0.2 ha MMU
+    cva = np.zeros(aoi.shape, bool)
+    cva[18:25, 18:25] = True  # the compound as optics saw it: 49 pixels, 0.49 ha
+    cva[18:25, 40:47] = (
+        True  # optical change with no radar change (a new roof, haze): never structural damage
+    )
+    cva[5:8, 20:23] = True  # beyond EDGE_REACH_PX of the radar flags
+    builtup = np.zeros(aoi.shape, bool)
+    builtup[:, :60] = True
+    builtup[18, 18:25] = False  # a road along the compound: not built-up to radar
+    ev = _evidence(codes)
+    completed = Evidence(**{**ev.__dict__, "layers": {**ev.layers, "cva.support": cva}, "builtup": builtup})
+    (a,) = vectorise_alerts(completed, geobox=aoi.geobox, area_id="x", mmu_ha=0.2)
+    assert a.change_type is ChangeType.STRUCTURAL_DAMAGE
+    assert a.area_ha == pytest.approx(0.42)  # 7 x 7 less the road's row; nothing from the far patches
+    assert a.sensors == ["sentinel-1", "sentinel-2"] and a.confidence is Confidence.HIGHEST
+    # Without the built-up layer (no radar) or without the optical test, the radar flags stay under the MMU.
+    assert (
+        vectorise_alerts(
+            Evidence(**{**completed.__dict__, "builtup": None}), geobox=aoi.geobox, area_id="x", mmu_ha=0.2
+        )
+        == []
+    )
+    assert (
+        vectorise_alerts(
+            Evidence(**{**ev.__dict__, "builtup": builtup}), geobox=aoi.geobox, area_id="x", mmu_ha=0.2
+        )
+        == []
+    )
+
+
 def test_two_sensors_make_highest_and_repeat_makes_high() -> None:
     aoi = tiny_aoi()
     codes = np.zeros(aoi.shape, "uint8")
