@@ -647,7 +647,7 @@ def _alert_table(order: list[Alert], st: _Styles) -> list[Flowable]:
                 _p(CHANGE_LABELS[a.change_type], st.cell),
                 f"{a.area_ha:.2f}",
                 _p(f"{a.first_observed.isoformat()}<br/>{a.last_observed.isoformat()}", st.cell),
-                a.confidence.value,
+                _p(f"{a.confidence.value}<br/>farmland", st.cell) if a.seasonal else a.confidence.value,
                 _p(_e(sensors_short(a.sensors)), st.cell),
                 format_p(a.p_value),
                 _p(_fire_cell(a), st.cell),
@@ -680,6 +680,16 @@ def _alert_table(order: list[Alert], st: _Styles) -> list[Flowable]:
         )
     )
     out: list[Flowable] = [t]
+    if any(a.seasonal for a in shown):
+        out.append(Spacer(1, 2))
+        out.append(
+            _p(
+                "<i>farmland</i>: a burn scar mostly on cropland, where farmers burn their stubble. More looks of it "
+                "and an active fire (stubble fires are hot too) do not raise its confidence; only a second imaging "
+                "sensor (radar) does.",
+                st.caption,
+            )
+        )
     if any(a.thermal_detections is not None for a in shown):
         out.append(Spacer(1, 2))
         out.append(

@@ -14,7 +14,7 @@ import pytest
 from monitoring.report import write_pdf
 from monitoring.report.load import Chips
 from monitoring.report.samples import sample_results
-from monitoring.results import HotspotResult, area_dir
+from monitoring.results import ChangeType, Confidence, HotspotResult, area_dir
 
 RUN_DATE = date(2025, 12, 22)
 needs_pdftotext = pytest.mark.skipif(
@@ -278,3 +278,19 @@ def test_map_draws_a_marker_per_fire_with_a_legend_entry(tmp_path: Path) -> None
             assert figures.FIRE_LABEL in labels
         else:
             assert not markers and figures.FIRE_LABEL not in labels
+
+
+@needs_pdftotext
+def test_a_farmland_burn_alert_says_why_its_confidence_stays_low(tmp_path: Path) -> None:
+    results = _run(tmp_path, simulated=True)
+    i = [r.area_id for r in results].index("preah-vihear")
+    r = results[i]
+    burn = next(a for a in r.alerts if a.change_type is ChangeType.BURN_SCAR)
+    farm = burn.model_copy(update={"seasonal": True, "confidence": Confidence.LOW})
+    results[i] = r.model_copy(update={"alerts": [farm if a is burn else a for a in r.alerts]})
+    path = write_pdf(results, tmp_path / "b.pdf", run_date=RUN_DATE, source="simulator", simulated=True)
+    pages = [_squash(t) for t in page_texts(path)]
+    page = next(t for t in pages[1:] if farm.id in t)
+    assert "farmland" in page and "only a second imaging sensor (radar) does" in page
+    others = [t for t in pages[1:] if farm.id not in t]
+    assert others and not any("farmland" in t for t in others)
