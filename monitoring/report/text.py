@@ -91,14 +91,18 @@ def statement(result: HotspotResult) -> str:
     cov = result.coverage
     rest = ""
     if status == "partly observed" and cov is not None:
-        # Radar sees through cloud but speaks only for structural damage on built-up land, so the optical share
-        # is what bounds statements about burn scars, craters and earthworks.
+        # Radar sees through cloud and can show structural damage, crater fields and (with an active fire) burn
+        # scars there, but its silence rules none of burns, craters or earthworks out: the optical share is what
+        # bounds a "no change" about them.
         rest = (
             f" {pct(1 - cov.optical_observed_fraction)} of the area had no clear optical view — no statement "
             "possible there on burn scars, craters or earthworks"
         )
         if cov.sar_observed_fraction > cov.optical_observed_fraction:
-            rest += f"; radar saw {pct(cov.sar_observed_fraction)} (structural damage on built-up land only)"
+            rest += (
+                f"; radar saw {pct(cov.sar_observed_fraction)}: it speaks for structural damage on built-up land "
+                "and can show crater fields and, with an active fire, burn scars, but cannot rule them out"
+            )
         if cov.not_observed_fraction > 0:
             rest += f"; {pct(cov.not_observed_fraction)} was seen by neither sensor"
         rest += "."
