@@ -417,7 +417,10 @@ def print_scenario(res: dict[str, Any]) -> None:
     for t, m in res["by_type"].items():
         print(
             f"{t:<19}{m['events']:>7}{m['found']:>6}{m['alerts']:>7}{m['true_alerts']:>5}{_f(m['precision']):>7}"
-            f"{_f(m['recall']):>7}{_f(m['f1']):>7}  {', '.join(m['missed'])}"
+            f"{_f(m['recall']):>7}{_f(m['f1']):>7}  "
+            + ", ".join(
+                i + (" (located, untyped)" if i in m.get("located_untyped", ()) else "") for i in m["missed"]
+            )
         )
     s = res["summary"]
     print(

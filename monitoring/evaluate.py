@@ -17,7 +17,7 @@ from scipy import ndimage
 from shapely.geometry import shape
 
 from monitoring.config import HotSpot, Settings
-from monitoring.results import Alert, ChangeType
+from monitoring.results import UNTYPED_AS, Alert, ChangeType
 
 FOUND_SHARE = 0.25
 """An event counts as found when alerts of its type cover at least this share of its mask."""
@@ -47,6 +47,9 @@ class TypeScore:
     true_alerts: int = 0
     missed: list[str] = field(default_factory=list)
     found_ids: list[str] = field(default_factory=list)
+    located: list[str] = field(default_factory=list)
+    """Missed events (of `missed`) that untyped alerts (UNTYPED_AS, e.g. radar's vegetation loss) cover as
+    FOUND_SHARE: where a change was seen but not what it was. Not counted as found."""
 
     @property
     def recall(self) -> float | None:
@@ -89,6 +92,7 @@ class AreaScore:
                     "precision": s.precision,
                     "f1": s.f1,
                     "missed": s.missed,
+                    "located_untyped": s.located,
                 }
                 for t, s in self.by_type.items()
             },
@@ -153,6 +157,15 @@ def score_area(
                 s.missed.append(ev.id)
                 if ev.mask.any() and aside_by_type[ev.change_type][ev.mask].mean() >= FOUND_SHARE:
                     events_set_aside.append(ev.id)
+                if ev.mask.any() and any(
+                    union_by_type[u][ev.mask].mean() >= FOUND_SHARE
+                    for u, may_be in UNTYPED_AS.items()
+                    if ev.change_type in may_be
+                ):
+                    s.located.append(ev.id)
+    # An untyped alert is true on an event of any type it may be.
+    for u, may_be in UNTYPED_AS.items():
+        near_by_type[u] = np.logical_or.reduce([near_by_type[t] for t in may_be])
     false_alerts, wrong_type = [], []
     for a, px in rasters:
         s = by_type[a.change_type]
@@ -193,6 +206,7 @@ def pool(scores: Iterable[AreaScore]) -> AreaScore:
             p.true_alerts += s.true_alerts
             p.found_ids = sorted(set(p.found_ids) | set(s.found_ids))
             p.missed = sorted((set(p.missed) | set(s.missed)) - set(p.found_ids))
+            p.located = sorted((set(p.located) | set(s.located)) & set(p.missed))
             p.found = len(p.found_ids)
             p.events = p.found + len(p.missed)
         false_alerts += sc.false_alerts

@@ -18,6 +18,12 @@ class ChangeType(StrEnum):
     VEGETATION_LOSS = "vegetation_loss"
 
 
+UNTYPED_AS: dict[ChangeType, tuple[ChangeType, ...]] = {
+    ChangeType.VEGETATION_LOSS: (ChangeType.BURN_SCAR, ChangeType.EARTHWORKS),
+}
+"""The types an untyped change may be: radar's vegetation loss is vegetation burnt, or cleared and dug up."""
+
+
 CHANGE_LABELS: dict[ChangeType, str] = {
     ChangeType.BURN_SCAR: "Burn scar",
     ChangeType.CRATER_FIELD: "Crater field",

@@ -18,7 +18,7 @@ from shapely.geometry.polygon import orient
 
 from monitoring.fuse import BURN, FIRE_METHOD, NONE, SOIL, STRUCTURE, Fires, confidence_tier, match_fires
 from monitoring.results import Alert, ChangeType
-from monitoring.sources.base import LC_BARE, LC_CROP
+from monitoring.sources.base import LC_BARE, LC_CROP, LC_WATER
 
 EIGHT = np.ones((3, 3), dtype=bool)
 CORROBORATION_SHARE = 0.2
@@ -414,6 +414,54 @@ def radar_burn_regions(evidence: Evidence, geobox: GeoBox, *, min_px: int = 1) -
     return out
 
 
+def radar_vegetation_loss_regions(
+    evidence: Evidence, *, exclude: np.ndarray | None = None, min_px: int = 1
+) -> np.ndarray:
+    """Vegetation loss that only radar saw: a label raster (0 = none).
+
+    A drop in backscatter off cropland and water, where optics could not look (`_radar_unseen`), is vegetation
+    burnt, cleared or dug up: the canopy's volume scattering is gone. Radar alone cannot say which (both lower VV
+    and VH together, and we know of no C-band test that tells them apart reliably), so the region is not typed
+    further; where an active fire agrees it is a burn scar instead (radar_burn_regions; pass its labels as
+    `exclude`). A group of candidate pixels counts when it fell at least CRATER_MIN_ROUGHENING_DB below its
+    unchanged surroundings of the same land cover (the crater test's threshold, mirrored: a change of soil
+    moisture or of the season moves the surroundings too) and holds `min_px` pixels. Never on cropland, where
+    flooding, planting and the harvest lower backscatter field by field, nor on water, where the wind does.
+    """
+    score = evidence.layers.get(f"{SAR_METHOD}.score")
+    seen = _radar_unseen(evidence)
+    out = np.zeros(evidence.codes.shape, dtype="int32")
+    if score is None or seen is None:
+        return out
+    support, unseen = seen
+    candidates = support & (score < 0) & unseen
+    lc = evidence.landcover
+    if lc is not None:
+        candidates &= ~np.isin(lc, (LC_CROP, LC_WATER))
+    if exclude is not None:
+        candidates &= exclude == 0
+    regions = _regions(candidates)
+    unchanged = _unchanged(evidence.codes) & ~ndimage.binary_dilation(
+        evidence.layers[f"{SAR_METHOD}.support"].astype(bool), structure=EIGHT, iterations=EDGE_REACH_PX
+    )
+    sar = _tested_db(score)
+    next_id = 1
+    for r, sl in enumerate(ndimage.find_objects(regions), start=1):
+        if sl is None:
+            continue
+        win = _window(sl, RING_PX[1] + 1, regions.shape)
+        region = regions[win] == r
+        if (region & candidates[win]).sum() < min_px:
+            continue
+        change = _roughening(
+            sar[win], region & candidates[win], region, unchanged[win], None if lc is None else lc[win]
+        )
+        if change is not None and change <= -CRATER_MIN_ROUGHENING_DB:
+            out[win][region & candidates[win] & (out[win] == 0)] = next_id
+            next_id += 1
+    return out
+
+
 def complete_structures(labels: np.ndarray, kinds: dict[int, ChangeType], evidence: Evidence) -> np.ndarray:
     """Structural-damage regions take in the unflagged built-up pixels, up to EDGE_REACH_PX beyond them and
     connected to them, that the optical change test flagged (OPTICAL_CHANGE's support: a clear look after the
@@ -537,12 +585,14 @@ def vectorise_alerts(
     labels, kinds = change_regions(evidence.codes, evidence.layers, evidence.landcover)
     px_ha = abs(geobox.resolution.x * geobox.resolution.y) / 1e4
     # What only radar saw (under cloud, or on bare ground) joins with the radar test as its method: crater fields,
-    # and burn scars where an active fire agrees.
+    # burn scars where an active fire agrees, and otherwise untyped vegetation loss.
     radar_only: set[int] = set()
     min_px = int(np.ceil(MMU_CORE_SHARE * mmu_ha / px_ha))
+    burns = radar_burn_regions(evidence, geobox, min_px=min_px)
     for ctype, radar in (
         (ChangeType.CRATER_FIELD, radar_crater_regions(evidence)),
-        (ChangeType.BURN_SCAR, radar_burn_regions(evidence, geobox, min_px=min_px)),
+        (ChangeType.BURN_SCAR, burns),
+        (ChangeType.VEGETATION_LOSS, radar_vegetation_loss_regions(evidence, exclude=burns, min_px=min_px)),
     ):
         free = (radar > 0) & (labels == 0)
         labels[free] = radar[free] + max(kinds, default=0)

@@ -81,3 +81,30 @@ def test_events_among_the_burns_set_aside_are_named() -> None:
     assert sc.events_set_aside == ["fire"] and sc.set_aside == 2 and sc.false_alerts == []
     total = pool([sc, score_area([], [], aoi.geobox, set_aside=burns[:1])])
     assert total.set_aside == 3 and total.events_set_aside == ["fire"]
+
+
+def test_untyped_vegetation_loss_is_true_on_what_it_may_be_and_locates_without_finding() -> None:
+    aoi = tiny_aoi()
+    codes = np.zeros(aoi.shape, "uint8")
+    codes[5:15, 5:15] = BURN
+    codes[40:50, 40:50] = BURN
+    codes[5:10, 40:60] = BURN
+    as_loss = [
+        a.model_copy(update={"change_type": ChangeType.VEGETATION_LOSS})
+        for a in vectorise_alerts(_evidence(codes), geobox=aoi.geobox, area_id="x", mmu_ha=0.2)
+    ]
+    burn, struct = np.zeros(aoi.shape, bool), np.zeros(aoi.shape, bool)
+    burn[5:15, 5:15] = True
+    struct[40:50, 40:50] = True
+    truth = [
+        _Truth("burn", ChangeType.BURN_SCAR, 1.0, burn),
+        _Truth("struct", ChangeType.STRUCTURAL_DAMAGE, 1.0, struct),
+    ]
+    sc = score_area(as_loss, truth, aoi.geobox, min_event_ha=0.5)
+    loss = sc.by_type[ChangeType.VEGETATION_LOSS]
+    assert (loss.alerts, loss.true_alerts, loss.events, loss.recall) == (3, 1, 0, None)
+    assert len(sc.wrong_type) == 1 and len(sc.false_alerts) == 1  # on the ruins; on nothing
+    b = sc.by_type[ChangeType.BURN_SCAR]
+    assert (b.found, b.missed, b.located) == (0, ["burn"], ["burn"])  # located, but not found as a burn scar
+    assert sc.by_type[ChangeType.STRUCTURAL_DAMAGE].located == []  # vegetation loss is never a ruin
+    assert pool([sc]).as_dict()["by_type"]["burn_scar"]["located_untyped"] == ["burn"]

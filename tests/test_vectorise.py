@@ -13,7 +13,7 @@ from shapely.geometry import shape
 
 from monitoring.fuse import BURN, NONE, SOIL, STRUCTURE, Fires
 from monitoring.results import ChangeType, Confidence
-from monitoring.sources.base import LC_BARE, LC_CROP
+from monitoring.sources.base import LC_BARE, LC_CROP, LC_WATER
 from monitoring.vectorise import (
     CRATER_MIN_SOLIDITY,
     EDGE_REACH_PX,
@@ -532,14 +532,33 @@ def test_radar_alone_claims_no_crater_field_where_optics_looked_unless_they_are_
 
 
 @pytest.mark.parametrize(
-    ("db", "ring_db"),
-    [(-3.0, 0.1), (3.0, 2.8)],
-    ids=["a drop is not typed", "the surroundings rose as much (soil moisture)"],
+    ("db", "ring_db", "landcover"),
+    [(3.0, 2.8, FOREST), (-3.0, -2.8, FOREST), (-3.0, 0.1, LC_CROP), (-3.0, 0.1, LC_WATER)],
+    ids=[
+        "the surroundings rose as much (soil moisture)",
+        "the surroundings fell as much (drying)",
+        "a drop on cropland (flooding, harvest)",
+        "a drop on water (wind)",
+    ],
 )
-def test_radar_only_change_that_is_not_roughening_is_not_claimed(db: float, ring_db: float) -> None:
+def test_radar_only_change_that_stands_out_from_nothing_is_not_claimed(
+    db: float, ring_db: float, landcover: int
+) -> None:
     aoi = tiny_aoi()
-    ev = _radar_evidence(db=db, ring_db=ring_db)
+    ev = _radar_evidence(db=db, ring_db=ring_db, landcover=landcover)
     assert vectorise_alerts(ev, geobox=aoi.geobox, area_id="x", mmu_ha=0.2) == []
+
+
+def test_a_drop_only_radar_saw_is_untyped_vegetation_loss() -> None:
+    aoi = tiny_aoi()
+    (a,) = vectorise_alerts(_radar_evidence(db=-3.0), geobox=aoi.geobox, area_id="x", mmu_ha=0.2)
+    assert a.change_type is ChangeType.VEGETATION_LOSS and a.sensors == ["sentinel-1"]
+    assert a.methods == ["s1-welch-t"] and a.p_value is not None and a.severity is None
+    assert a.first_observed.isoformat() == "2025-12-06" and a.last_clear_before.isoformat() == "2025-12-01"
+    assert a.area_ha == pytest.approx(1.0, abs=0.05)
+    # Where optics looked after radar's change and saw nothing, radar's drop is not claimed.
+    seen = _radar_evidence(db=-3.0, seen_day=_day_number("2025-12-11"))
+    assert vectorise_alerts(seen, geobox=aoi.geobox, area_id="x", mmu_ha=0.2) == []
 
 
 def _fires_at(aoi_geobox: object, row: float, col: float, day: str) -> Fires:
@@ -570,12 +589,10 @@ def test_a_drop_only_radar_saw_is_a_burn_scar_where_a_fire_burnt_in_its_interval
         _fires_at(aoi.geobox, 25, 25, "2025-12-07"),  # after radar had already seen it
         _fires_at(aoi.geobox, 25, 70, "2025-12-04"),  # 400 m from its edge: another place
     ):
-        assert (
-            vectorise_alerts(
-                Evidence(**{**ev.__dict__, "fires": fires}), geobox=aoi.geobox, area_id="x", mmu_ha=0.2
-            )
-            == []
+        (other,) = vectorise_alerts(
+            Evidence(**{**ev.__dict__, "fires": fires}), geobox=aoi.geobox, area_id="x", mmu_ha=0.2
         )
+        assert other.change_type is ChangeType.VEGETATION_LOSS and other.sensors == ["sentinel-1"]
     # Where optics looked after radar's change and saw no burn, a fire nearby does not make one.
     seen = _radar_evidence(db=-3.0, seen_day=_day_number("2025-12-11"))
     assert (

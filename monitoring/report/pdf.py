@@ -446,7 +446,9 @@ def _method(st: _Styles) -> list[Flowable]:
         _p(
             "<b>Fires.</b> A fire detected within a pixel of a burn scar between its last clear look before and "
             "its first observation is a second, independent sensor: highest confidence. Under cloud, radar's "
-            "drop in backscatter plus such a fire is a burn scar. Stubble fires on cropland are hot too, so a "
+            "drop in backscatter plus such a fire is a burn scar; without one, off cropland, it is reported as "
+            "<i>vegetation loss</i>: vegetation burnt, cleared or dug up, which radar alone cannot tell apart. "
+            "Stubble fires on cropland are hot too, so a "
             "fire never lifts a farm burn to an alert. Times of fires are given in local time (UTC+7); "
             "briefing.geojson gives them in UTC.",
             st.small,

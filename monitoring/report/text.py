@@ -91,8 +91,8 @@ def statement(result: HotspotResult) -> str:
     cov = result.coverage
     rest = ""
     if status == "partly observed" and cov is not None:
-        # Radar sees through cloud and can show structural damage, crater fields and (with an active fire) burn
-        # scars there, but its silence rules none of burns, craters or earthworks out: the optical share is what
+        # Radar sees through cloud and can show structural damage, crater fields and vegetation loss (with an
+        # active fire, burn scars) there, but its silence rules none of burns, craters or earthworks out: the optical share is what
         # bounds a "no change" about them.
         rest = (
             f" {pct(1 - cov.optical_observed_fraction)} of the area had no clear optical view — no statement "
@@ -101,7 +101,8 @@ def statement(result: HotspotResult) -> str:
         if cov.sar_observed_fraction > cov.optical_observed_fraction:
             rest += (
                 f"; radar saw {pct(cov.sar_observed_fraction)}: it speaks for structural damage on built-up land "
-                "and can show crater fields and, with an active fire, burn scars, but cannot rule them out"
+                "and can show crater fields and vegetation loss (a burn scar where an active fire agrees), but "
+                "cannot rule them out"
             )
         if cov.not_observed_fraction > 0:
             rest += f"; {pct(cov.not_observed_fraction)} was seen by neither sensor"
