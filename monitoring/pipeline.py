@@ -214,6 +214,7 @@ def _fire_records(fires: gpd.GeoDataFrame, aoi: AOI, windows: TimeWindows) -> li
             frp=round(float(row.frp), 2) if np.isfinite(row.frp) else None,
             daynight=str(row.daynight),
             product=str(row.product),
+            pixel_m=float(row.pixel_m),
         )
         for row in inside.itertuples()
     ]

@@ -139,6 +139,9 @@ class FireDetection(_Record):
     daynight: str
     product: str
     """The FIRMS product (e.g. VIIRS_SNPP_NRT) or 'simulated'."""
+    pixel_m: float | None = None
+    """This detection's pixel size, m (FIRMS' scan/track: it grows off nadir); None in results written before it
+    was kept: then the instrument's nominal size."""
 
 
 class Windows(_Record):

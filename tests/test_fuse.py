@@ -103,7 +103,7 @@ def test_a_fire_confirms_a_burn_but_not_a_farm_burn() -> None:
     assert kept == [] and aside == seasonal
 
 
-def _fires(xy_days: list[tuple[float, float, str]], pixel_m: float = 375.0) -> Fires:
+def _fires(xy_days: list[tuple[float, float, str]], pixel_m: float | list[float] = 375.0) -> Fires:
     frame = pd.DataFrame(
         {
             "time": pd.to_datetime([f"{d} 06:30" for _, _, d in xy_days], utc=True),
@@ -145,6 +145,16 @@ def test_fires_match_a_change_within_a_pixel_and_its_interval() -> None:
     )
     # A MODIS pixel is a kilometre across: its reach is too.
     assert match_fires(_fires([(600, 50, "2025-12-06")], 1000.0), scar, None, date(2025, 12, 6)).count == 1
+
+
+def test_a_fire_reaches_as_far_as_its_own_pixel() -> None:
+    # Two VIIRS detections 600 m off a scar's edge: FIRMS gives the one near the swath's edge an 800 m pixel
+    # (scan 0.8 km), the one at nadir 390 m. The reach is each detection's pixel, not the instrument's.
+    scar = shapely.box(0, 0, 100, 100)
+    fires = _fires([(700, 50, "2025-12-05"), (700, 50, "2025-12-06")], pixel_m=[800.0, 390.0])
+    assert fires.near(scar, date(2025, 12, 1), date(2025, 12, 6)).tolist() == [0]
+    m = match_fires(fires, scar, date(2025, 12, 1), date(2025, 12, 6))
+    assert m.count == 1 and m.first == datetime(2025, 12, 5, 6, 30) and m.last == m.first
 
 
 def test_fires_from_a_frame_project_wgs84_points_onto_the_grid() -> None:

@@ -43,6 +43,9 @@ def local_text(t: datetime) -> str:
 
 
 def pixel_m(fire: FireDetection) -> float:
+    """The detection's own pixel size (how far it reaches), else its instrument's nominal one."""
+    if fire.pixel_m is not None:
+        return fire.pixel_m
     return PIXEL_M.get(fire.instrument.upper(), DEFAULT_PIXEL_M)
 
 

@@ -9,8 +9,9 @@ a date, as CSV. This module adds what the pipeline needs on top:
   that a caller can say e.g. "NOAA-21 had no data before 2024-01-17";
 - each product's days are cut into runs of at most MAX_DAY_RANGE days, one request each;
 - FIRMS' rows become the thermal contract's (monitoring.sources.thermal): UTC time from acq_date + acq_time,
-  satellite names, confidence classes, pixel size, the FIRMS source as product; only the requested days and box
-  are kept, and rows repeated across requests are dropped;
+  satellite names, confidence classes, each detection's pixel size from its scan/track (pixel_size_m), the
+  FIRMS source as product; only the requested days and box are kept, and rows repeated across requests are
+  dropped;
 - FIRMS' error texts (a refused MAP_KEY, a spent transaction limit, a rejected parameter) become FirmsError
   subclasses whose one-line message names the product, the days, the area and the fix. The MAP_KEY never
   appears in a message or a log line, urllib3's included.
@@ -115,7 +116,11 @@ REQUIRED_COLUMNS: tuple[str, ...] = (
     "frp",
     "daynight",
 )
-"""The columns the contract is built from; the others (brightness temperatures, scan/track) are not kept."""
+"""The columns the contract is built from; scan/track give pixel_m where a row has them (pixel_size_m), the others
+(brightness temperatures, version) are not kept."""
+PIXEL_SIZE_COLUMNS: tuple[str, ...] = ("scan", "track")
+"""FIRMS' pixel size of each detection in km, along scan and along track: it grows off nadir (VIIRS 0.375 km at
+nadir to about 0.8 km at the swath's edge, MODIS 1 km to about 4.8 km along scan and 2 km along track)."""
 AVAILABILITY_COLUMNS: tuple[str, ...] = ("data_id", "min_date", "max_date")
 
 DEDUP_KEY = ["time", "latitude", "longitude", "satellite", "instrument"]
@@ -130,6 +135,7 @@ class ProductFamily:
     satellite: str
     """The platform as the contract spells it; MODIS flies on two ('Terra/Aqua', for messages only)."""
     pixel_m: float
+    """Nominal pixel size at nadir: pixel_m of a row without a usable scan/track."""
     columns: tuple[str, ...]
 
 
@@ -489,6 +495,21 @@ def satellite_names(codes: pd.Series, source: str) -> pd.Series:
     return names.astype(object)
 
 
+def pixel_size_m(raw: pd.DataFrame, nominal_m: float) -> pd.Series:
+    """Each detection's pixel size in metres: the larger of FIRMS' scan and track (km), which grow off nadir.
+
+    A value that is missing, not a number, not finite or not positive does not count; a row with neither counts
+    as `nominal_m` (the family's size at nadir), as does every row of a CSV without the columns."""
+    sizes = [
+        pd.to_numeric(raw[c].astype(str).str.strip(), errors="coerce").astype("float64")
+        for c in PIXEL_SIZE_COLUMNS
+        if c in raw.columns
+    ]
+    km = pd.concat(sizes, axis=1) if sizes else pd.DataFrame(index=raw.index)
+    km = km.where(np.isfinite(km) & (km > 0))
+    return (km.max(axis=1, skipna=True) * 1000.0).round(1).fillna(nominal_m).astype("float64")
+
+
 def _empty_frame() -> pd.DataFrame:
     return pd.DataFrame(empty_fires().drop(columns="geometry"))
 
@@ -530,7 +551,7 @@ def parse_fires_csv(text: str, source: str) -> pd.DataFrame:
             "confidence": confidence_class(raw["confidence"]),
             "frp": pd.to_numeric(raw["frp"], errors="coerce").astype("float64"),
             "daynight": daynight.astype(object),
-            "pixel_m": family.pixel_m,
+            "pixel_m": pixel_size_m(raw, family.pixel_m),
             "product": source,
         }
     )

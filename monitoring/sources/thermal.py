@@ -39,7 +39,9 @@ instrument  'VIIRS' or 'MODIS'
 confidence  'low', 'nominal' or 'high' (VIIRS l/n/h; MODIS 0-100 as FIRMS bins it: < 30, 30-79, >= 80)
 frp         fire radiative power, MW (float64; NaN where not given)
 daynight    'D' or 'N'
-pixel_m     nominal pixel size at nadir in metres: 375 (VIIRS I-band) or 1000 (MODIS)
+pixel_m     this detection's pixel size in metres (float64): the larger of its along-scan and along-track sizes,
+            which grow off nadir (FIRMS' scan/track: VIIRS 375 m at nadir to ~800 m, MODIS 1000 m to ~4800 m);
+            the nominal INSTRUMENT_PIXEL_M where a source does not know it. Within PIXEL_M_RANGE of the instrument.
 product     where the row came from: the FIRMS source name (e.g. 'VIIRS_SNPP_NRT') or 'simulated'
 """
 CONFIDENCES: tuple[str, ...] = ("low", "nominal", "high")
@@ -47,6 +49,9 @@ INSTRUMENT_PIXEL_M: dict[str, float] = {"VIIRS": 375.0, "MODIS": 1000.0}
 """Nominal pixel size at nadir by instrument (the pixel_m column): VIIRS I-band 375 m, MODIS 1 km."""
 INSTRUMENTS: tuple[str, ...] = tuple(INSTRUMENT_PIXEL_M)
 PIXEL_M: tuple[float, ...] = tuple(INSTRUMENT_PIXEL_M.values())
+PIXEL_M_RANGE: dict[str, tuple[float, float]] = {"VIIRS": (200.0, 2000.0), "MODIS": (500.0, 6000.0)}
+"""Bounds (inclusive) of a detection's pixel_m by instrument: generous around what the sensors give (VIIRS
+0.32-0.8 km, MODIS 1-4.8 km), so that only a unit or parsing error falls outside."""
 MARGIN_DEG = 0.01
 """Detections are returned for the AOI's WGS84 bounding box widened by this much (~1.1 km): a VIIRS pixel whose
 centre lies just outside still covers the area's edge."""
@@ -141,11 +146,19 @@ def check_fires(fires: gpd.GeoDataFrame, aoi: AOI, start: date, end: date) -> gp
         ("confidence", CONFIDENCES),
         ("instrument", INSTRUMENTS),
         ("daynight", ("D", "N")),
-        ("pixel_m", PIXEL_M),
     ):
         bad = sorted(set(fires[column]) - set(allowed))
         if bad:
             raise SourceError(f"{what}: {column} values {bad}, expected {list(allowed)}.")
+    pixel = fires["pixel_m"].to_numpy(dtype="float64")
+    lo_m = fires["instrument"].map(lambda i: PIXEL_M_RANGE[i][0]).to_numpy(dtype="float64")
+    hi_m = fires["instrument"].map(lambda i: PIXEL_M_RANGE[i][1]).to_numpy(dtype="float64")
+    bad_pixel = ~((pixel >= lo_m) & (pixel <= hi_m))  # NaN is outside too
+    if bad_pixel.any():
+        raise SourceError(
+            f"{what}: pixel_m values {sorted(set(pixel[bad_pixel].tolist()))[:5]}, expected metres within "
+            f"{PIXEL_M_RANGE} by instrument."
+        )
     w, s, e, n = search_bbox(aoi)
     lon, lat = fires["longitude"].to_numpy(), fires["latitude"].to_numpy()
     if not (np.all((lon >= w) & (lon <= e)) and np.all((lat >= s) & (lat <= n))):

@@ -6,8 +6,9 @@ Follows the published API where a client can tell the difference:
   detections of SOURCE acquired on DATE .. DATE + DAY_RANGE - 1 (without a date: the last DAY_RANGE days up to
   ``today``) inside the box, edges included, as CSV with FIRMS' header of the product family (VIIRS:
   bright_ti4/bright_ti5, MODIS: brightness/bright_t31) and acq_time written as FIRMS writes it, without leading
-  zeros (523 = 05:23). A source only answers the days its data-availability row holds (the archive and near
-  real time of one satellite do not overlap). No detection: the header alone.
+  zeros (523 = 05:23); scan and track (km) are the detection's, near-nadir values unless it sets them (within
+  SCAN_TRACK_RANGE, as FIRMS' rows are). A source only answers the days its data-availability row holds (the
+  archive and near real time of one satellite do not overlap). No detection: the header alone.
 - ``/api/data_availability/csv/{MAP_KEY}/{ALL | SOURCE}``: ``data_id,min_date,max_date``.
 - Errors as FIRMS gives them, as plain text instead of CSV: ``Invalid MAP_KEY.`` for a wrong key (HTTP 400 by
   default; ``bad_key_status`` makes it 401 or even 200, as FIRMS has answered), ``Invalid day range. Expects
@@ -28,9 +29,11 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import unquote, urlparse
+
+from tests.fakes.loopback import LoopbackServer
 
 MAP_KEY = "0123456789abcdef0123456789abcdef"
 """The key the fake accepts (32 hex characters, as FIRMS' keys)."""
@@ -61,6 +64,13 @@ DEFAULT_AVAILABILITY: dict[str, tuple[date, date]] = {
 """A plausible table for late December 2025: archives up to the end of September, NRT since; NOAA-21 has no
 archive yet and starts in January 2024."""
 MAX_DAY_RANGE = 5
+NADIR_SCAN_TRACK: dict[str, tuple[float, float]] = {"VIIRS": (0.39, 0.36), "MODIS": (1.0, 1.0)}
+"""scan, track (km) of a detection near nadir, as FIRMS' CSVs give them."""
+SCAN_TRACK_RANGE: dict[str, tuple[tuple[float, float], tuple[float, float]]] = {
+    "VIIRS": ((0.32, 0.8), (0.36, 0.78)),
+    "MODIS": ((1.0, 4.8), (1.0, 2.0)),
+}
+"""(scan, track) ranges in km that FIRMS' rows keep: the pixel grows off nadir, mostly across the scan."""
 
 _TEXT = "text/plain;charset=UTF-8"
 _CSV = "text/csv;charset=UTF-8"
@@ -83,21 +93,38 @@ class Detection:
     """VIIRS: l / n / h; MODIS: 0-100."""
     frp: float | None = 5.0
     daynight: str = "D"
+    scan: float | str | None = None
+    """Pixel size along scan, km; None = near nadir (NADIR_SCAN_TRACK). A float must lie in SCAN_TRACK_RANGE; a
+    str is written as given (e.g. '' for a row without it)."""
+    track: float | str | None = None
+    """Pixel size along track, km; as scan."""
+
+    def __post_init__(self) -> None:
+        ranges = SCAN_TRACK_RANGE[self.instrument]
+        for name, value, (lo, hi) in zip(("scan", "track"), (self.scan, self.track), ranges, strict=True):
+            if isinstance(value, float | int) and not lo <= value <= hi:
+                raise ValueError(f"{self.instrument} {name} {value} km is outside FIRMS' {lo}-{hi} km")
 
     @property
     def family(self) -> str:
         return self.source.removesuffix("_NRT").removesuffix("_SP")
 
+    @property
+    def instrument(self) -> str:
+        return "MODIS" if self.family == "MODIS" else "VIIRS"
+
     def csv_row(self) -> str:
         modis = self.family == "MODIS"
         nrt = self.source.endswith("_NRT")
         version = ("6.1" if modis else "2.0") + ("NRT" if nrt else "")
-        scan, track = (1.0, 1.0) if modis else (0.39, 0.36)
+        nadir_scan, nadir_track = NADIR_SCAN_TRACK[self.instrument]
+        scan = nadir_scan if self.scan is None else self.scan
+        track = nadir_track if self.track is None else self.track
         sat = self.satellite if self.satellite is not None else DEFAULT_SATELLITE[self.family]
         frp = "" if self.frp is None else f"{self.frp:.2f}"
         return (
             f"{self.latitude:.5f},{self.longitude:.5f},331.20,{scan},{track},{self.acq_date:%Y-%m-%d},"
-            f"{self.acq_time},{sat},{'MODIS' if modis else 'VIIRS'},{self.confidence},{version},293.40,{frp},"
+            f"{self.acq_time},{sat},{self.instrument},{self.confidence},{version},293.40,{frp},"
             f"{self.daynight}"
         )
 
@@ -156,13 +183,8 @@ class FakeFirmsServer:
         self.faults: list[Fault] = []
         self._stalls: list[list[float]] = []
         self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, name="fake-firms", daemon=True
-        )
-        self._thread.start()
+        self._server = LoopbackServer(self._handler(), name="fake-firms")
+        self.url = self._server.url
 
     def __enter__(self) -> FakeFirmsServer:
         return self
@@ -171,8 +193,7 @@ class FakeFirmsServer:
         self.close()
 
     def close(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        self._server.close()
 
     # -- test controls ---------------------------------------------------------------------------------------
 

@@ -52,7 +52,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -63,6 +63,8 @@ from affine import Affine
 from numpy.typing import NDArray
 from pyproj import Transformer
 from rasterio.io import MemoryFile
+
+from tests.fakes.loopback import LoopbackServer
 
 MAX_SIZE = 2500
 """Largest output width/height of one Process API request."""
@@ -763,8 +765,7 @@ class FakeSentinelHub:
         self._always: dict[str, Fault | None] = dict.fromkeys(ENDPOINTS)
         self._tokens: dict[str, float] = {}
         self._lock = threading.Lock()
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._server: LoopbackServer | None = None
         self.ca_file = ""
         """PEM of the server certificate: point REQUESTS_CA_BUNDLE at it so clients verify TLS as usual."""
 
@@ -776,21 +777,13 @@ class FakeSentinelHub:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(cert, key)
         handler = type("Handler", (_Handler,), {"fake": self})
-        httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        httpd.daemon_threads = True
-        httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True)
-        self._httpd = httpd
-        self._thread = threading.Thread(
-            target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-sentinel-hub", daemon=True
-        )
-        self._thread.start()
+        self._server = LoopbackServer(handler, name="fake-sentinel-hub", ssl_context=ctx, poll_interval=0.05)
         return self
 
     def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
+        if self._server is not None:
+            self._server.close()
+            self._server = None
 
     def __enter__(self) -> FakeSentinelHub:
         return self.start()
@@ -800,9 +793,9 @@ class FakeSentinelHub:
 
     @property
     def url(self) -> str:
-        if self._httpd is None:
+        if self._server is None:
             raise RuntimeError("the fake Sentinel Hub is not running; call start() first")
-        return f"https://127.0.0.1:{self._httpd.server_address[1]}"
+        return self._server.url
 
     @property
     def token_url(self) -> str:

@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlparse
@@ -37,6 +37,8 @@ import rasterio
 from pyproj import Transformer
 from rasterio.transform import from_origin
 from shapely.geometry import box, mapping, shape
+
+from tests.fakes.loopback import LoopbackServer
 
 EPSG = 32648
 CENTRE_LONLAT = (104.68, 14.39)
@@ -627,9 +629,8 @@ class FakeStacServer:
         self.faults: list[Fault] = []
         self.log: list[RequestLog] = []
         self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        self._server = LoopbackServer(self._handler(), name="fake-stac")
+        self.url = self._server.url
         self._items = {
             coll: [json.loads(json.dumps(it).replace("{base}", self.url)) for it in items]
             for coll, items in catalog.items.items()
@@ -650,10 +651,6 @@ class FakeStacServer:
                     {"rel": "parent", "href": f"{self.url}/collections/{coll}", "type": "application/json"},
                     {"rel": "root", "href": f"{self.url}/", "type": "application/json"},
                 ]
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, name="fake-stac", daemon=True
-        )
-        self._thread.start()
 
     def __enter__(self) -> FakeStacServer:
         return self
@@ -662,8 +659,7 @@ class FakeStacServer:
         self.close()
 
     def close(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        self._server.close()
 
     # -- test controls ---------------------------------------------------------------------------------------
 

@@ -74,6 +74,16 @@ def test_a_fire_lies_on_an_alert_within_its_pixel_size(instrument: str, metres: 
     assert (m.alert is not None) == on
 
 
+def test_an_off_nadir_fire_reaches_as_far_as_its_own_pixel() -> None:
+    r = _area("preah-vihear")
+    burn = _burn(r)
+    when = datetime.combine(burn.first_observed, datetime.min.time(), tzinfo=UTC) - timedelta(hours=20)
+    fire = _fire_east_of(r, burn, 600.0, when)
+    for size, on in ((None, False), (390.0, False), (800.0, True)):
+        (m,) = match_fires(_only_burn(r, [fire.model_copy(update={"pixel_m": size})]))
+        assert (m.alert is not None) == on, size
+
+
 @pytest.mark.parametrize(
     ("day", "on"),
     [("last_clear_before", True), ("before", False), ("first_observed", True), ("after", False)],

@@ -11,11 +11,14 @@ from typing import Any
 
 import pandas as pd
 import pytest
+import shapely
 from pydantic import ValidationError
+from pyproj import Transformer
 
 from monitoring.aoi import AOI, aoi_from_bbox
 from monitoring.config import FirmsSettings, Settings, ThermalSettings
 from monitoring.errors import SourceError
+from monitoring.fuse import Fires, match_fires
 from monitoring.sources import firms as firms_mod
 from monitoring.sources.firms import (
     AreaRequest,
@@ -33,6 +36,7 @@ from monitoring.sources.firms import (
     parse_acq_time,
     parse_availability,
     parse_fires_csv,
+    pixel_size_m,
     plan_requests,
     satellite_names,
     select_fires,
@@ -106,7 +110,7 @@ def test_contract_and_normalisation(aoi: AOI) -> None:
         ("2025-12-05 06:45", "Aqua", "low", "MODIS_NRT"),
     ]
     assert [r["instrument"] for r in rows] == ["VIIRS"] * 3 + ["MODIS"] * 2
-    assert [r["pixel_m"] for r in rows] == [375.0] * 3 + [1000.0] * 2
+    assert [r["pixel_m"] for r in rows] == [390.0] * 3 + [1000.0] * 2  # near nadir: scan 0.39 / 1.0 km
     assert [r["daynight"] for r in rows] == ["D", "N", "D", "D", "D"]
     assert rows[0]["frp"] == 12.5 and pd.isna(rows[4]["frp"])
     assert fires.geometry.iloc[0].x == pytest.approx(LON) and fires.geometry.iloc[0].y == pytest.approx(LAT)
@@ -263,6 +267,72 @@ def test_satellite_names() -> None:
     assert names(["T", "A", "Terra", "Aqua"], "MODIS_NRT") == ["Terra", "Aqua", "Terra", "Aqua"]
     with pytest.raises(ValueError, match="neither Terra"):
         names(["X"], "MODIS_SP")
+
+
+def test_pixel_size_is_each_detections_own_from_scan_and_track(aoi: AOI) -> None:
+    d = date(2025, 12, 9)
+    table = [
+        det("VIIRS_SNPP_NRT", d, 600),  # near nadir: 0.39 x 0.36 km
+        det("VIIRS_SNPP_NRT", d, 601, scan=0.8, track=0.78),  # at the swath's edge
+        det("VIIRS_SNPP_NRT", d, 602, scan=0.33, track=0.52),  # track the larger
+        det("VIIRS_SNPP_NRT", d, 603, scan="", track=""),  # a row without them: nominal
+        det("MODIS_NRT", d, 604, scan=4.8, track=2.0),
+        det("MODIS_NRT", d, 605, scan="NaN", track="inf"),
+    ]
+    with FakeFirmsServer(table) as srv:
+        fires = source_for(srv, products=("VIIRS_SNPP", "MODIS")).load_fires(aoi, *DEC)
+    assert fires["pixel_m"].tolist() == [390.0, 800.0, 520.0, 375.0, 4800.0, 1000.0]
+    assert str(fires["pixel_m"].dtype) == "float64"
+    check_fires(fires, aoi, *DEC)
+    # The fake keeps to what FIRMS serves: a VIIRS pixel is never 1 km across, a MODIS one never 0.5 km.
+    with pytest.raises(ValueError, match="scan"):
+        det("VIIRS_SNPP_NRT", d, scan=1.0)
+    with pytest.raises(ValueError, match="track"):
+        det("MODIS_SP", d, track=0.5)
+
+
+def test_pixel_size_falls_back_to_the_nominal_one() -> None:
+    raw = pd.DataFrame({"scan": ["0.5", "", "x", "-1", "0", "1e400"], "track": ["", "", "", "0.4", "", ""]})
+    assert pixel_size_m(raw, 375.0).tolist() == [500.0, 375.0, 375.0, 400.0, 375.0, 375.0]
+    assert pixel_size_m(pd.DataFrame({"latitude": ["1", "2"]}), 1000.0).tolist() == [1000.0, 1000.0]
+    # A CSV without scan/track still parses, every row at the family's nominal size.
+    csv = (
+        "latitude,longitude,acq_date,acq_time,satellite,confidence,frp,daynight\n"
+        f"{LAT},{LON},2025-12-09,611,T,50,3.1,D\n"
+    )
+    assert parse_fires_csv(csv, "MODIS_NRT")["pixel_m"].tolist() == [1000.0]
+
+
+def test_a_pixel_size_in_the_wrong_unit_breaks_the_contract(aoi: AOI) -> None:
+    with FakeFirmsServer([det("VIIRS_SNPP_NRT", date(2025, 12, 9))]) as srv:
+        fires = source_for(srv, products=("VIIRS_SNPP",)).load_fires(aoi, *DEC)
+    for bad in (0.39, float("nan"), 5000.0):  # km, unknown, a MODIS edge pixel for VIIRS
+        wrong = fires.assign(pixel_m=bad)
+        with pytest.raises(SourceError, match="pixel_m"):
+            check_fires(wrong, aoi, *DEC)
+
+
+def test_an_off_nadir_fire_reaches_an_alert_that_a_nadir_one_does_not(aoi: AOI) -> None:
+    # A burn scar 100 m across, and two VIIRS fires 600 m east of its edge on the same day: the one FIRMS saw at
+    # the swath's edge (scan 0.8 km) may have burnt in the scar, the one seen at nadir (0.39 km) lies elsewhere.
+    crs = str(aoi.crs)
+    x, y = Transformer.from_crs(4326, crs, always_xy=True).transform(LON, LAT)
+    scar = shapely.box(x - 50, y - 50, x + 50, y + 50)
+    lon, lat = Transformer.from_crs(crs, 4326, always_xy=True).transform(x + 50 + 600, y)
+    d = date(2025, 12, 9)
+    table = [
+        det("VIIRS_SNPP_NRT", d, 600, latitude=lat, longitude=lon),
+        det("VIIRS_NOAA20_NRT", d, 700, latitude=lat, longitude=lon, scan=0.8, track=0.78),
+    ]
+    with FakeFirmsServer(table) as srv:
+        fires = source_for(srv, products=("VIIRS_SNPP", "VIIRS_NOAA20")).load_fires(aoi, *DEC)
+    grid = Fires.from_frame(fires, crs)
+    assert shapely.distance(shapely.points(grid.x, grid.y), scar).tolist() == pytest.approx(
+        [600.0] * 2, abs=1
+    )
+    m = match_fires(grid, scar, date(2025, 12, 1), d)
+    assert m.count == 1 and m.sensors == ("viirs",)
+    assert fires["satellite"].iloc[grid.near(scar, None, d)].tolist() == ["NOAA-20"]
 
 
 def test_repeated_rows_are_dropped(aoi: AOI) -> None:
