@@ -96,6 +96,26 @@ Third round: the reasons and expectations below were written (and committed) bef
   are kept. Expected: recall up 0.02-0.04, precision down 0.01-0.03 (the gate is stricter than the rule's
   alpha / candidates, the pixel test looser), F1 within 0.01 of the rule.
 
+Results of the three, against the expectations: irmad-shift-confirmed P 0.584 / R 0.390 / F1 0.468 as
+expected (irmad-shift's 0.558 / 0.403 / 0.468: the two mostly remove the same flags, and Hong Kong stays at
+0.17). irmad-calibrated 0.447 / 0.527 / 0.484, not the expected precision gain: a label-free check shows
+its null is off, the median of its T over all segments 1.5-2.5x chi2_6's (Beirut 14-18x) where it should be
+1, and falling with the segment size: the watersheds are cut where the reflectances change, so a segment's
+pixels are alike by construction and their scatter W underestimates a pixel's variance. The same check
+shows the rule's T / lambda_T rising with size (median 0.6-0.8x chi2_6's in the smallest third of the
+segments, 1.2-1.8x in the largest), the design effect the calibration was meant to capture. irmad-gated
+0.452 / 0.536 / 0.490 as expected (recall +0.026, precision -0.020): Bordeaux +0.032, Paris -0.026; a tie
+with the rule (0.4902 to 0.4899, 33516 to 31885 hits for 40646 to 35700 false alarms).
+
+Decided after seeing those three (the label-free check above), before being run itself:
+- irmad-equicorrelated: irmad-calibrated with the pixel covariance taken from the pixel test instead of the
+  segments' scatter: under the equicorrelated model a segment mean's covariance is B + (S - B)/n, S the
+  covariance of one unchanged pixel's MAD vector, which IR-MAD makes I and the scene's genomic control
+  inflates to lambda_Z I (the per-pixel test's own null). B is fitted as before (reweighted over all
+  segments, eigenvalues clipped to [0, lambda_Z)), so only the biased W goes. Expected: a median T near
+  chi2_6's for every size, so small segments (buildings) confirm more easily and large ones (fields, lots)
+  less than under the rule; recall up a little, precision about the same; F1 0.49 +- 0.01.
+
 Leave-one-city-out (LOCO) choice (choose on six cities, score on the seventh, pool the held-out counts):
 among irmad-pixel and the first round's variants in the code (surface, fdr, shift, window) 0.452 (irmad-pixel
 in six folds, irmad-shift when Hong Kong is held out); with the second round added 0.459 (the rule in six

@@ -249,6 +249,9 @@ METHODS: dict[str, Method] = {
     "irmad-segment": _rule(context="segment"),
     "irmad-coherent": _rule(context="coherent"),
     "irmad-grown": _rule(grow=True),
+    "irmad-shift-confirmed": _rule(context="shift"),
+    "irmad-calibrated": _rule(confirm_null="calibrated"),
+    "irmad-gated": _rule(gate=True),
     "irmad-pixel": _rule(confirm=False),
     "irmad": _rule(),
 }
