@@ -252,6 +252,7 @@ METHODS: dict[str, Method] = {
     "irmad-shift-confirmed": _rule(context="shift"),
     "irmad-calibrated": _rule(confirm_null="calibrated"),
     "irmad-gated": _rule(gate=True),
+    "irmad-equicorrelated": _rule(confirm_null="equicorrelated"),
     "irmad-pixel": _rule(confirm=False),
     "irmad": _rule(),
 }

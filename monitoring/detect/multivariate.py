@@ -39,10 +39,11 @@ CONTEXTS: tuple[str, ...] = ("pixel", "shift", "window", "segment", "coherent")
 over WINDOW_PX x WINDOW_PX pixels, Z averaged over a segment of the pair (`segment_mean_chi2`), or the
 length of a segment's mean MAD vector (`segment_coherent_chi2`)."""
 Correction = Literal["bonferroni", "fdr"]
-SegmentNull = Literal["genomic", "calibrated"]
-SEGMENT_NULLS: tuple[str, ...] = ("genomic", "calibrated")
+SegmentNull = Literal["genomic", "calibrated", "equicorrelated"]
+SEGMENT_NULLS: tuple[str, ...] = ("genomic", "calibrated", "equicorrelated")
 """The confirmation's no-change null: n |m|² over one genomic control (the rule), or m^T (B + W/n)^-1 m with
-B and W measured on the image (`calibrated_segment_chi2`)."""
+B and W measured on the image (`calibrated_segment_chi2`), or with W replaced by the per-pixel test's
+lambda_Z I less B ("equicorrelated")."""
 CORRECTIONS: tuple[str, ...] = ("bonferroni", "fdr")
 SHIFT_PX = 1
 """Misregistration tolerated by context="shift": Sentinel-2's multi-temporal co-registration was specified at
@@ -633,6 +634,9 @@ def confirm_coherent(
     """
     if null == "calibrated":
         return _confirm_calibrated(raw, result, before, after, alpha=alpha, grow=grow)
+    if null == "equicorrelated":
+        lam_z = inflation_factor(result.chi2, result.df)
+        return _confirm_calibrated(raw, result, before, after, alpha=alpha, grow=grow, pixel_var=lam_z)
     if null != "genomic":
         raise DetectionError(f"Unknown segment null {null!r}: choose one of {list(SEGMENT_NULLS)}")
     mad = result.mad(before, after).rename(mad="seg")
@@ -666,7 +670,13 @@ def _at_seeds(stat: xr.DataArray, seeds: xr.DataArray) -> np.ndarray:
 
 
 def _segment_null_fit(
-    m: np.ndarray, q: np.ndarray, n: np.ndarray, *, max_iter: int = 50, tol: float = 1e-4
+    m: np.ndarray,
+    q: np.ndarray | None,
+    n: np.ndarray,
+    *,
+    pixel_var: float | None = None,
+    max_iter: int = 50,
+    tol: float = 1e-4,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(V, beta) of the no-change covariance B + W/n of a segment's mean MAD vector, fitted over all segments.
 
@@ -678,10 +688,17 @@ def _segment_null_fit(
     they do from IR-MAD's fit. For Gaussian pixels a segment's mean and scatter are independent, so weighting
     by the mean does not bias W. Returned as the generalised eigenvectors V (V^T W V = I, V^T B V =
     diag(beta)): (B + W/n)^-1 = V diag(1 / (beta + 1/n)) V^T.
+
+    With `pixel_var` (lambda; q unused) the pixel covariance is lambda I instead, the per-pixel test's null,
+    and the covariance of a mean is B + (lambda I - B)/n (equicorrelated pixels); B's eigenvalues are kept
+    in [0, lambda) and the result has the same form, V = U diag((lambda - b)^-1/2), beta = b / (lambda - b).
     """
     df = m.shape[1]
-    scatter = n[:, None, None] * (q - m[:, :, None] * m[:, None, :])
     outer = m[:, :, None] * m[:, None, :]
+    if pixel_var is not None:
+        return _equicorrelated_fit(outer, n, pixel_var, max_iter=max_iter, tol=tol)
+    assert q is not None
+    scatter = n[:, None, None] * (q - m[:, :, None] * m[:, None, :])
     w = np.ones(n.size)
     shrink = 1.0
     beta_old = np.full(df, np.inf)
@@ -715,8 +732,41 @@ def _segment_null_fit(
     return vecs, beta
 
 
+def _equicorrelated_fit(
+    outer: np.ndarray, n: np.ndarray, lam: float, *, max_iter: int, tol: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """`_segment_null_fit` with the pixel covariance lam I: Cov(m) = B (1 - 1/n) + lam I / n."""
+    df = outer.shape[1]
+    w = np.ones(n.size)
+    shrink = 1.0
+    b_old = np.full(df, np.inf)
+    vecs, beta = np.eye(df), np.zeros(df)
+    for _ in range(max_iter):
+        if w.sum() <= df:
+            raise DetectionError(f"The segment null has {w.sum():.1f} weighted segments for {df} MAD variates.")
+        moment = np.einsum("s,sij->ij", w, outer) / w.sum() / shrink
+        inv_n = float(np.sum(w / n) / w.sum())
+        between = (moment - lam * inv_n * np.eye(df)) / max(1.0 - inv_n, 1e-12)
+        b, u = np.linalg.eigh(0.5 * (between + between.T))
+        b = b.clip(0.0, 0.99 * lam)
+        vecs, beta = u / np.sqrt(lam - b)[None, :], b / (lam - b)
+        y2 = np.einsum("sij,ik,jk->sk", outer, vecs, vecs)
+        t = np.sum(y2 / (beta[None, :] + 1.0 / n[:, None]), axis=1)
+        w = stats.chi2.sf(t, df)
+        shrink = _weight_shrink(df)
+        if np.max(np.abs(b - b_old)) < tol * lam:
+            break
+        b_old = b
+    return vecs, beta
+
+
 def calibrated_segment_chi2(
-    result: IRMAD, before: xr.Dataset, after: xr.Dataset, extra: xr.DataArray | None = None
+    result: IRMAD,
+    before: xr.Dataset,
+    after: xr.Dataset,
+    extra: xr.DataArray | None = None,
+    *,
+    pixel_var: float | None = None,
 ) -> tuple[xr.DataArray, xr.DataArray, xr.DataArray, xr.DataArray | None]:
     """m^T (B + W/n)^-1 m per segment, m the mean MAD vector of its n pixels, B + W/n fitted on the image
     (`_segment_null_fit`): chi2_df for an unchanged segment whatever its size and its pixels' correlation.
@@ -725,10 +775,12 @@ def calibrated_segment_chi2(
     the segment mean and B what the whole segment shares (spatially correlated noise, haze, illumination);
     the rule's n |m|² / lambda_T takes it as lambda_T I / n for every size and every variate. Returns (T,
     sizes, seeds, the segment mean of `extra`) as `segment_means`. Lazy on dask input but for the fit.
+    With `pixel_var` (lambda), W is replaced by the pixel covariance lambda I less B (`_segment_null_fit`):
+    the watersheds are cut where the reflectances change, so the scatter within a segment is biased low.
     """
     mad = result.mad(before, after).astype("float64")
     df = result.df
-    pairs = [(i, j) for i in range(df) for j in range(i, df)]
+    pairs = [] if pixel_var is not None else [(i, j) for i in range(df) for j in range(i, df)]
     chans = [mad.isel(mad=i, drop=True) for i in range(df)]
     chans += [mad.isel(mad=i, drop=True) * mad.isel(mad=j, drop=True) for i, j in pairs]
     if extra is not None:
@@ -744,10 +796,12 @@ def calibrated_segment_chi2(
     if not ok.any():
         raise DetectionError("No segment has an observed pixel: both images are no-data everywhere.")
     m = per[:df, ok].T
-    q = np.zeros((m.shape[0], df, df))
-    for k, (i, j) in enumerate(pairs):
-        q[:, i, j] = q[:, j, i] = per[df + k, ok]
-    vecs, beta = _segment_null_fit(m, q, n_np[ok])
+    q = None
+    if pixel_var is None:
+        q = np.zeros((m.shape[0], df, df))
+        for k, (i, j) in enumerate(pairs):
+            q[:, i, j] = q[:, j, i] = per[df + k, ok]
+    vecs, beta = _segment_null_fit(m, q, n_np[ok], pixel_var=pixel_var)
     y = xr.dot(
         means.isel(seg=slice(0, df)).rename(seg="mad"), xr.DataArray(vecs, dims=("mad", "k")), dim="mad"
     )
@@ -764,8 +818,11 @@ def _confirm_calibrated(
     *,
     alpha: float,
     grow: bool,
+    pixel_var: float | None = None,
 ) -> xr.DataArray:
-    t, _, seeds, share = calibrated_segment_chi2(result, before, after, extra=raw.astype("float64"))
+    t, _, seeds, share = calibrated_segment_chi2(
+        result, before, after, extra=raw.astype("float64"), pixel_var=pixel_var
+    )
     assert share is not None
     candidates = int(np.count_nonzero(_at_seeds(share, seeds) > 0))
     if candidates == 0:
