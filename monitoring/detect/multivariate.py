@@ -39,11 +39,14 @@ CONTEXTS: tuple[str, ...] = ("pixel", "shift", "window", "segment", "coherent")
 over WINDOW_PX x WINDOW_PX pixels, Z averaged over a segment of the pair (`segment_mean_chi2`), or the
 length of a segment's mean MAD vector (`segment_coherent_chi2`)."""
 Correction = Literal["bonferroni", "fdr"]
-SegmentNull = Literal["genomic", "calibrated", "equicorrelated"]
-SEGMENT_NULLS: tuple[str, ...] = ("genomic", "calibrated", "equicorrelated")
+SegmentNull = Literal["genomic", "calibrated", "equicorrelated", "stratified"]
+SEGMENT_NULLS: tuple[str, ...] = ("genomic", "calibrated", "equicorrelated", "stratified")
 """The confirmation's no-change null: n |m|² over one genomic control (the rule), or m^T (B + W/n)^-1 m with
 B and W measured on the image (`calibrated_segment_chi2`), or with W replaced by the per-pixel test's
-lambda_Z I less B ("equicorrelated")."""
+lambda_Z I less B ("equicorrelated"), or n |m|² over a genomic control per segment-size decile
+("stratified", `size_stratified_inflation`)."""
+SIZE_STRATA = 10
+"""Quantile bins of the segment size for null="stratified": deciles, fixed before the OSCD run."""
 CORRECTIONS: tuple[str, ...] = ("bonferroni", "fdr")
 SHIFT_PX = 1
 """Misregistration tolerated by context="shift": Sentinel-2's multi-temporal co-registration was specified at
@@ -637,7 +640,7 @@ def confirm_coherent(
     if null == "equicorrelated":
         lam_z = inflation_factor(result.chi2, result.df)
         return _confirm_calibrated(raw, result, before, after, alpha=alpha, grow=grow, pixel_var=lam_z)
-    if null != "genomic":
+    if null not in ("genomic", "stratified"):
         raise DetectionError(f"Unknown segment null {null!r}: choose one of {list(SEGMENT_NULLS)}")
     mad = result.mad(before, after).rename(mad="seg")
     flagged = raw.astype("float64").where(result.chi2.notnull()).expand_dims(seg=[mad.sizes["seg"]])
@@ -650,15 +653,46 @@ def confirm_coherent(
     per_seg = _at_seeds(t, seeds)
     if per_seg.size == 0:
         raise DetectionError("No segment has an observed pixel: both images are no-data everywhere.")
-    lam = max(1.0, float(np.median(per_seg)) / float(stats.chi2.median(df)))
     candidates = int(np.count_nonzero(_at_seeds(share, seeds) > 0))
     if candidates == 0:
         return raw
-    coherent = t / lam > float(stats.chi2.isf(alpha / candidates, df))
+    if null == "stratified":
+        lam_of = size_stratified_inflation(per_seg, _at_seeds(sizes.where(t.notnull()), seeds), df)
+        lam_px = xr.apply_ufunc(lam_of, sizes, dask="parallelized", output_dtypes=["float64"])
+        coherent = t / lam_px > float(stats.chi2.isf(alpha / candidates, df))
+    else:
+        lam = max(1.0, float(np.median(per_seg)) / float(stats.chi2.median(df)))
+        coherent = t / lam > float(stats.chi2.isf(alpha / candidates, df))
     kept = raw & coherent
     if grow:
         kept = kept | (coherent & (share > 0.5))
     return kept
+
+
+def size_stratified_inflation(
+    t: np.ndarray, n: np.ndarray, df: int, *, strata: int = SIZE_STRATA
+) -> Callable[[np.ndarray], np.ndarray]:
+    """Genomic control of the segment statistic t per segment size: median(t) / median(chi2_df), at least 1,
+    over the segments in each of `strata` quantile bins of their size n (bins that tie on an integer size
+    merge). Returns the function of the size that gives each segment's inflation (NaN for a NaN size).
+    """
+    edges = np.unique(np.quantile(n, np.arange(1, strata) / strata))
+    bins = np.digitize(n, edges)
+    med = float(stats.chi2.median(df))
+    lams = np.array(
+        [
+            max(1.0, float(np.median(t[bins == i])) / med) if np.any(bins == i) else np.nan
+            for i in range(edges.size + 1)
+        ]
+    )
+    overall = max(1.0, float(np.median(t)) / med)
+    lams = np.where(np.isfinite(lams), lams, overall)
+
+    def lam_of(size: np.ndarray) -> np.ndarray:
+        out = lams[np.digitize(np.nan_to_num(size, nan=0.0), edges)]
+        return np.where(np.isfinite(size), out, np.nan)
+
+    return lam_of
 
 
 def _at_seeds(stat: xr.DataArray, seeds: xr.DataArray) -> np.ndarray:
@@ -743,7 +777,9 @@ def _equicorrelated_fit(
     vecs, beta = np.eye(df), np.zeros(df)
     for _ in range(max_iter):
         if w.sum() <= df:
-            raise DetectionError(f"The segment null has {w.sum():.1f} weighted segments for {df} MAD variates.")
+            raise DetectionError(
+                f"The segment null has {w.sum():.1f} weighted segments for {df} MAD variates."
+            )
         moment = np.einsum("s,sij->ij", w, outer) / w.sum() / shrink
         inv_n = float(np.sum(w / n) / w.sum())
         between = (moment - lam * inv_n * np.eye(df)) / max(1.0 - inv_n, 1e-12)
