@@ -249,6 +249,11 @@ METHODS: dict[str, Method] = {
     "irmad-segment": _rule(context="segment"),
     "irmad-coherent": _rule(context="coherent"),
     "irmad-grown": _rule(grow=True),
+    "irmad-shift-confirmed": _rule(context="shift"),
+    "irmad-calibrated": _rule(confirm_null="calibrated"),
+    "irmad-gated": _rule(gate=True),
+    "irmad-equicorrelated": _rule(confirm_null="equicorrelated"),
+    "irmad-stratified": _rule(confirm_null="stratified"),
     "irmad-pixel": _rule(confirm=False),
     "irmad": _rule(),
 }
@@ -263,7 +268,11 @@ scene; irmad-texture adds the 3 x 3 log local spread of red and NIR on each date
 irmad-green drops flags on dense vegetation on both dates. irmad-segment tests the mean Z of each segment of the
 pair (watersheds from a 4 px seed grid) and irmad-coherent the length of its mean MAD vector, one test per
 segment; irmad-grown is the rule with confirmed segments flagged whole where most of their pixels are
-flagged. benchmarks/oscd.py holds how each fared."""
+flagged. Third round, the rule with one of its two tests changed: irmad-shift-confirmed tests irmad-shift's
+statistic per pixel; irmad-calibrated, irmad-equicorrelated and irmad-stratified confirm against another
+segment null (B + W/n measured on the image, B + (lambda_Z I - B)/n, a genomic control per segment-size
+decile); irmad-gated tests segments first and pixels only inside those that passed. benchmarks/oscd.py
+holds how each fared."""
 
 
 def list_cities(root: Path) -> list[str]:

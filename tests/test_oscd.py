@@ -164,6 +164,8 @@ def test_evaluate_oscd_irmad_finds_the_synthetic_change(
     [
         *("irmad", "irmad-pixel", "irmad-shift", "irmad-window", "irmad-fdr"),
         *("irmad-texture", "irmad-segment", "irmad-coherent", "irmad-grown", "irmad-green"),
+        *("irmad-shift-confirmed", "irmad-calibrated", "irmad-gated", "irmad-equicorrelated"),
+        "irmad-stratified",
     ],
 )
 def test_numpy_and_dask_evaluations_agree(oscd: tuple[Path, dict[str, np.ndarray]], method: str) -> None:

@@ -39,6 +39,14 @@ CONTEXTS: tuple[str, ...] = ("pixel", "shift", "window", "segment", "coherent")
 over WINDOW_PX x WINDOW_PX pixels, Z averaged over a segment of the pair (`segment_mean_chi2`), or the
 length of a segment's mean MAD vector (`segment_coherent_chi2`)."""
 Correction = Literal["bonferroni", "fdr"]
+SegmentNull = Literal["genomic", "calibrated", "equicorrelated", "stratified"]
+SEGMENT_NULLS: tuple[str, ...] = ("genomic", "calibrated", "equicorrelated", "stratified")
+"""The confirmation's no-change null: n |m|² over one genomic control (the rule), or m^T (B + W/n)^-1 m with
+B and W measured on the image (`calibrated_segment_chi2`), or with W replaced by the per-pixel test's
+lambda_Z I less B ("equicorrelated"), or n |m|² over a genomic control per segment-size decile
+("stratified", `size_stratified_inflation`)."""
+SIZE_STRATA = 10
+"""Quantile bins of the segment size for null="stratified": deciles, fixed before the OSCD run."""
 CORRECTIONS: tuple[str, ...] = ("bonferroni", "fdr")
 SHIFT_PX = 1
 """Misregistration tolerated by context="shift": Sentinel-2's multi-temporal co-registration was specified at
@@ -613,6 +621,7 @@ def confirm_coherent(
     *,
     alpha: float = ALPHA,
     grow: bool = False,
+    null: SegmentNull = "genomic",
 ) -> xr.DataArray:
     """Keep the flagged pixels of `raw` whose segment also changed coherently (`segment_coherent_chi2`).
 
@@ -622,7 +631,17 @@ def confirm_coherent(
     texture flicker) and keeps the rest. With `grow`, a confirmed segment with a majority of its pixels
     flagged is flagged whole (the object's outline, whose mixed pixels the per-pixel test misses). Lazy on
     dask input but for the segmentation (`segment_means`).
+
+    `null="calibrated"` (a variant) tests m^T (B + W/n)^-1 m instead, the covariance of a mean of n
+    correlated pixels measured on the image itself (`calibrated_segment_chi2`), with no genomic control.
     """
+    if null == "calibrated":
+        return _confirm_calibrated(raw, result, before, after, alpha=alpha, grow=grow)
+    if null == "equicorrelated":
+        lam_z = inflation_factor(result.chi2, result.df)
+        return _confirm_calibrated(raw, result, before, after, alpha=alpha, grow=grow, pixel_var=lam_z)
+    if null not in ("genomic", "stratified"):
+        raise DetectionError(f"Unknown segment null {null!r}: choose one of {list(SEGMENT_NULLS)}")
     mad = result.mad(before, after).rename(mad="seg")
     flagged = raw.astype("float64").where(result.chi2.notnull()).expand_dims(seg=[mad.sizes["seg"]])
     means, sizes, seeds = segment_means(
@@ -634,15 +653,46 @@ def confirm_coherent(
     per_seg = _at_seeds(t, seeds)
     if per_seg.size == 0:
         raise DetectionError("No segment has an observed pixel: both images are no-data everywhere.")
-    lam = max(1.0, float(np.median(per_seg)) / float(stats.chi2.median(df)))
     candidates = int(np.count_nonzero(_at_seeds(share, seeds) > 0))
     if candidates == 0:
         return raw
-    coherent = t / lam > float(stats.chi2.isf(alpha / candidates, df))
+    if null == "stratified":
+        lam_of = size_stratified_inflation(per_seg, _at_seeds(sizes.where(t.notnull()), seeds), df)
+        lam_px = xr.apply_ufunc(lam_of, sizes, dask="parallelized", output_dtypes=["float64"])
+        coherent = t / lam_px > float(stats.chi2.isf(alpha / candidates, df))
+    else:
+        lam = max(1.0, float(np.median(per_seg)) / float(stats.chi2.median(df)))
+        coherent = t / lam > float(stats.chi2.isf(alpha / candidates, df))
     kept = raw & coherent
     if grow:
         kept = kept | (coherent & (share > 0.5))
     return kept
+
+
+def size_stratified_inflation(
+    t: np.ndarray, n: np.ndarray, df: int, *, strata: int = SIZE_STRATA
+) -> Callable[[np.ndarray], np.ndarray]:
+    """Genomic control of the segment statistic t per segment size: median(t) / median(chi2_df), at least 1,
+    over the segments in each of `strata` quantile bins of their size n (bins that tie on an integer size
+    merge). Returns the function of the size that gives each segment's inflation (NaN for a NaN size).
+    """
+    edges = np.unique(np.quantile(n, np.arange(1, strata) / strata))
+    bins = np.digitize(n, edges)
+    med = float(stats.chi2.median(df))
+    lams = np.array(
+        [
+            max(1.0, float(np.median(t[bins == i])) / med) if np.any(bins == i) else np.nan
+            for i in range(edges.size + 1)
+        ]
+    )
+    overall = max(1.0, float(np.median(t)) / med)
+    lams = np.where(np.isfinite(lams), lams, overall)
+
+    def lam_of(size: np.ndarray) -> np.ndarray:
+        out = lams[np.digitize(np.nan_to_num(size, nan=0.0), edges)]
+        return np.where(np.isfinite(size), out, np.nan)
+
+    return lam_of
 
 
 def _at_seeds(stat: xr.DataArray, seeds: xr.DataArray) -> np.ndarray:
@@ -651,6 +701,198 @@ def _at_seeds(stat: xr.DataArray, seeds: xr.DataArray) -> np.ndarray:
     vals = vals.compute() if isinstance(vals, da.Array) else vals
     vals = np.asarray(vals, dtype="float64")
     return vals[np.isfinite(vals)]
+
+
+def _segment_null_fit(
+    m: np.ndarray,
+    q: np.ndarray | None,
+    n: np.ndarray,
+    *,
+    pixel_var: float | None = None,
+    max_iter: int = 50,
+    tol: float = 1e-4,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(V, beta) of the no-change covariance B + W/n of a segment's mean MAD vector, fitted over all segments.
+
+    m (s, df) segment means, q (s, df, df) segment means of the outer products x x^T, n (s,) sizes. W is the
+    pooled within-segment covariance (each segment's scatter about its own mean, n - 1 degrees of freedom
+    each); B, what every pixel of a segment shares, is the reweighted second moment of m less the mean W/n,
+    clipped to be positive semi-definite. The weights are each segment's chi2_df no-change probability under
+    the current fit, with IR-MAD's shrinkage correction (`_weight_shrink`), so changed segments drop out as
+    they do from IR-MAD's fit. For Gaussian pixels a segment's mean and scatter are independent, so weighting
+    by the mean does not bias W. Returned as the generalised eigenvectors V (V^T W V = I, V^T B V =
+    diag(beta)): (B + W/n)^-1 = V diag(1 / (beta + 1/n)) V^T.
+
+    With `pixel_var` (lambda; q unused) the pixel covariance is lambda I instead, the per-pixel test's null,
+    and the covariance of a mean is B + (lambda I - B)/n (equicorrelated pixels); B's eigenvalues are kept
+    in [0, lambda) and the result has the same form, V = U diag((lambda - b)^-1/2), beta = b / (lambda - b).
+    """
+    df = m.shape[1]
+    outer = m[:, :, None] * m[:, None, :]
+    if pixel_var is not None:
+        return _equicorrelated_fit(outer, n, pixel_var, max_iter=max_iter, tol=tol)
+    assert q is not None
+    scatter = n[:, None, None] * (q - m[:, :, None] * m[:, None, :])
+    w = np.ones(n.size)
+    shrink = 1.0
+    beta_old = np.full(df, np.inf)
+    vecs = np.eye(df)
+    beta = np.zeros(df)
+    for _ in range(max_iter):
+        dof = float(np.sum(w * np.maximum(n - 1.0, 0.0)))
+        if dof <= df or w.sum() <= df:
+            raise DetectionError(
+                f"The segment null has {dof:.0f} weighted within-segment degrees of freedom for {df} MAD "
+                "variates: too few observed segments of more than one pixel."
+            )
+        within = np.einsum("s,sij->ij", w, scatter) / dof
+        between = np.einsum("s,sij->ij", w, outer) / w.sum() / shrink - within * float(
+            np.sum(w / n) / w.sum()
+        )
+        evals, evecs = np.linalg.eigh(0.5 * (between + between.T))
+        between = (evecs * evals.clip(min=0.0)) @ evecs.T
+        try:
+            beta, vecs = scipy.linalg.eigh(between, within)
+        except (np.linalg.LinAlgError, ValueError) as e:
+            raise DetectionError("The within-segment covariance of the MAD variates is singular.") from e
+        beta = beta.clip(min=0.0)
+        y = m @ vecs
+        t = np.sum(y**2 / (beta[None, :] + 1.0 / n[:, None]), axis=1)
+        w = stats.chi2.sf(t, df)
+        shrink = _weight_shrink(df)
+        if np.max(np.abs(beta - beta_old)) < tol * max(1.0, float(beta.max())):
+            break
+        beta_old = beta
+    return vecs, beta
+
+
+def _equicorrelated_fit(
+    outer: np.ndarray, n: np.ndarray, lam: float, *, max_iter: int, tol: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """`_segment_null_fit` with the pixel covariance lam I: Cov(m) = B (1 - 1/n) + lam I / n."""
+    df = outer.shape[1]
+    w = np.ones(n.size)
+    shrink = 1.0
+    b_old = np.full(df, np.inf)
+    vecs, beta = np.eye(df), np.zeros(df)
+    for _ in range(max_iter):
+        if w.sum() <= df:
+            raise DetectionError(
+                f"The segment null has {w.sum():.1f} weighted segments for {df} MAD variates."
+            )
+        moment = np.einsum("s,sij->ij", w, outer) / w.sum() / shrink
+        inv_n = float(np.sum(w / n) / w.sum())
+        between = (moment - lam * inv_n * np.eye(df)) / max(1.0 - inv_n, 1e-12)
+        b, u = np.linalg.eigh(0.5 * (between + between.T))
+        b = b.clip(0.0, 0.99 * lam)
+        vecs, beta = u / np.sqrt(lam - b)[None, :], b / (lam - b)
+        y2 = np.einsum("sij,ik,jk->sk", outer, vecs, vecs)
+        t = np.sum(y2 / (beta[None, :] + 1.0 / n[:, None]), axis=1)
+        w = stats.chi2.sf(t, df)
+        shrink = _weight_shrink(df)
+        if np.max(np.abs(b - b_old)) < tol * lam:
+            break
+        b_old = b
+    return vecs, beta
+
+
+def calibrated_segment_chi2(
+    result: IRMAD,
+    before: xr.Dataset,
+    after: xr.Dataset,
+    extra: xr.DataArray | None = None,
+    *,
+    pixel_var: float | None = None,
+) -> tuple[xr.DataArray, xr.DataArray, xr.DataArray, xr.DataArray | None]:
+    """m^T (B + W/n)^-1 m per segment, m the mean MAD vector of its n pixels, B + W/n fitted on the image
+    (`_segment_null_fit`): chi2_df for an unchanged segment whatever its size and its pixels' correlation.
+
+    Under an equicorrelated model the mean of n pixels has covariance B + W/n, W the pixels' scatter about
+    the segment mean and B what the whole segment shares (spatially correlated noise, haze, illumination);
+    the rule's n |m|² / lambda_T takes it as lambda_T I / n for every size and every variate. Returns (T,
+    sizes, seeds, the segment mean of `extra`) as `segment_means`. Lazy on dask input but for the fit.
+    With `pixel_var` (lambda), W is replaced by the pixel covariance lambda I less B (`_segment_null_fit`):
+    the watersheds are cut where the reflectances change, so the scatter within a segment is biased low.
+    """
+    mad = result.mad(before, after).astype("float64")
+    df = result.df
+    pairs = [] if pixel_var is not None else [(i, j) for i in range(df) for j in range(i, df)]
+    chans = [mad.isel(mad=i, drop=True) for i in range(df)]
+    chans += [mad.isel(mad=i, drop=True) * mad.isel(mad=j, drop=True) for i, j in pairs]
+    if extra is not None:
+        chans.append(extra.astype("float64").where(result.chi2.notnull()))
+    values = xr.concat(chans, dim="seg")
+    means, sizes, seeds = segment_means(values, before, after)
+    at = means.where(seeds).transpose("seg", "y", "x").data
+    at_seed, seed_np = dask.compute(at, seeds.data) if isinstance(at, da.Array) else (at, seeds.values)
+    per = np.asarray(at_seed)[:, np.asarray(seed_np, dtype=bool)]
+    n_np = sizes.where(seeds).data
+    n_np = np.asarray(n_np.compute() if isinstance(n_np, da.Array) else n_np)[np.asarray(seed_np, dtype=bool)]
+    ok = np.isfinite(per).all(axis=0) & np.isfinite(n_np) & (n_np > 0)
+    if not ok.any():
+        raise DetectionError("No segment has an observed pixel: both images are no-data everywhere.")
+    m = per[:df, ok].T
+    q = None
+    if pixel_var is None:
+        q = np.zeros((m.shape[0], df, df))
+        for k, (i, j) in enumerate(pairs):
+            q[:, i, j] = q[:, j, i] = per[df + k, ok]
+    vecs, beta = _segment_null_fit(m, q, n_np[ok], pixel_var=pixel_var)
+    y = xr.dot(
+        means.isel(seg=slice(0, df)).rename(seg="mad"), xr.DataArray(vecs, dims=("mad", "k")), dim="mad"
+    )
+    t = ((y**2) / (xr.DataArray(beta, dims="k") + 1.0 / sizes)).sum("k", skipna=False)
+    share = means.isel(seg=len(chans) - 1, drop=True) if extra is not None else None
+    return t.transpose("y", "x").rename("calibrated_segment_chi2"), sizes, seeds, share
+
+
+def _confirm_calibrated(
+    raw: xr.DataArray,
+    result: IRMAD,
+    before: xr.Dataset,
+    after: xr.Dataset,
+    *,
+    alpha: float,
+    grow: bool,
+    pixel_var: float | None = None,
+) -> xr.DataArray:
+    t, _, seeds, share = calibrated_segment_chi2(
+        result, before, after, extra=raw.astype("float64"), pixel_var=pixel_var
+    )
+    assert share is not None
+    candidates = int(np.count_nonzero(_at_seeds(share, seeds) > 0))
+    if candidates == 0:
+        return raw
+    coherent = t > float(stats.chi2.isf(alpha / candidates, result.df))
+    kept = raw & coherent
+    if grow:
+        kept = kept | (coherent & (share > 0.5))
+    return kept
+
+
+def gated_change(
+    result: IRMAD, before: xr.Dataset, after: xr.Dataset, *, alpha: float = ALPHA
+) -> xr.DataArray:
+    """Segments first, then pixels (a gatekeeping order of the rule's two tests): the coherent segment test
+    (`segment_coherent_chi2`, genomic control over all segments) at alpha / (all segments), then the per-pixel
+    test of Z / inflation only inside the segments that passed, at alpha / (observed pixels in them).
+
+    Under the global null the gate rarely opens, so the family-wise rate holds; inside a segment that moved
+    the pixel test is looser than alpha / N, which keeps more of an object's mixed outline. A variant, not the
+    rule. Returns the flags before the mapping unit; lazy on dask input but for the segmentation.
+    """
+    df = result.df
+    stat, _, seeds = segment_coherent_chi2(result, before, after)
+    per_seg = _at_seeds(stat, seeds)
+    if per_seg.size == 0:
+        raise DetectionError("No segment has an observed pixel: both images are no-data everywhere.")
+    lam_t = max(1.0, float(np.median(per_seg)) / float(stats.chi2.median(df)))
+    gate = (stat / lam_t > float(stats.chi2.isf(alpha / per_seg.size, df))) & result.chi2.notnull()
+    selected = int(np.asarray(dask.compute(gate.data.sum())[0]))
+    if selected == 0:
+        return gate
+    lam_z = inflation_factor(result.chi2, df)
+    return gate & (result.chi2.astype("float64") / lam_z > float(stats.chi2.isf(alpha / selected, df)))
 
 
 def segment_change_mask(
@@ -942,6 +1184,8 @@ def detect_multivariate_change(
     confirm: bool = True,
     grow: bool = False,
     exclude_green: bool = False,
+    confirm_null: SegmentNull = "genomic",
+    gate: bool = False,
     max_iter: int = 50,
     tol: float = 1e-4,
 ) -> MultivariateChange:
@@ -960,7 +1204,10 @@ def detect_multivariate_change(
     "segment" and "coherent" test segments instead (`segment_change_mask`, Bonferroni only, no
     confirmation). `texture` names bands whose `local_texture` joins `bands` as IR-MAD variables.
     `exclude_green` drops flags on dense vegetation on both dates (`green_mask`); `grow` (with `confirm`)
-    flags confirmed segments whole where most of their pixels are flagged. None of the three is in the rule.
+    flags confirmed segments whole where most of their pixels are flagged. `confirm_null="calibrated"`
+    confirms against a segment null measured on the image (`calibrated_segment_chi2`); `gate` tests segments
+    first and pixels inside the passing ones (`gated_change`; `p_value` and `threshold` stay those of the
+    scene-wide pixel test). None of these is in the rule.
     """
     if context not in CONTEXTS:
         raise DetectionError(f"Unknown context {context!r}: choose one of {list(CONTEXTS)}")
@@ -980,6 +1227,12 @@ def detect_multivariate_change(
         statistic = shift_tolerant_chi2(result, before, after)
     elif context == "window":
         statistic = window_mean(result.chi2)
+    if gate:
+        if context != "pixel" or correction != "bonferroni" or grow or exclude_green:
+            raise DetectionError("gate=True gates the per-pixel Bonferroni test only: drop the other options")
+        found = change_mask(result, alpha=alpha, mmu_px=1)
+        mask = remove_small_regions(gated_change(result, before, after, alpha=alpha).rename("change"), mmu_px)
+        return dataclasses.replace(found, mask=mask, confirmed=True)
     if not (confirm or exclude_green):
         return change_mask(
             result, alpha=alpha, mmu_px=mmu_px, correction=correction, statistic=statistic, context=context
@@ -991,6 +1244,6 @@ def detect_multivariate_change(
     if exclude_green:
         raw = raw & ~green_mask(before, after)
     if confirm:
-        raw = confirm_coherent(raw, result, before, after, alpha=alpha, grow=grow)
+        raw = confirm_coherent(raw, result, before, after, alpha=alpha, grow=grow, null=confirm_null)
     mask = remove_small_regions(raw.rename("change"), mmu_px)
     return dataclasses.replace(found, mask=mask, confirmed=confirm)

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from scipy import ndimage, stats
 
 from monitoring.detect.multivariate import (
+    _segment_null_fit,
     _weight_shrink,
     change_mask,
     cva,
@@ -23,6 +24,7 @@ from monitoring.detect.multivariate import (
     segment_mean_chi2,
     segment_means,
     shift_tolerant_chi2,
+    size_stratified_inflation,
     window_mean,
 )
 from monitoring.errors import DetectionError
@@ -457,3 +459,81 @@ def test_green_on_both_dates_is_never_flagged() -> None:
     before, after, truth = _pair(seed=5)  # vegetated land: NDVI ~0.7 on both dates away from the patch
     res = detect_multivariate_change(before, after, exclude_green=True, confirm=False)
     assert not (res.mask & green_mask(before, after)).values.any()
+
+
+# --- Third round of OSCD variants: other segment nulls, segments-first gating -------------------------------
+
+
+@pytest.mark.parametrize("null", ["calibrated", "equicorrelated", "stratified"])
+def test_other_segment_nulls_keep_the_patch_only_remove_and_agree_on_dask(null: str) -> None:
+    before, after, truth, flicker = _jittered_pair(seed=5)
+    pixel = detect_multivariate_change(before, after, confirm=False).mask.values
+    a = detect_multivariate_change(before, after, confirm_null=null)  # type: ignore[arg-type]
+    b = detect_multivariate_change(_maybe_dask(before, True), _maybe_dask(after, True), confirm_null=null)  # type: ignore[arg-type]
+    assert b.mask.chunks is not None  # lazy until asked
+    np.testing.assert_array_equal(a.mask.values, b.mask.values)
+    assert a.confirmed and a.mask.values[truth].all()
+    assert not (a.mask.values & ~pixel).any()  # a confirmation only removes
+    assert a.mask.values[flicker].mean() <= pixel[flicker].mean()
+
+
+def test_unknown_segment_null_names_the_choices() -> None:
+    before, after, _ = _pair(seed=5)
+    with pytest.raises(DetectionError, match=r"Unknown segment null 'flat'.*'stratified'"):
+        detect_multivariate_change(before, after, confirm_null="flat")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("use_dask", [False, True])
+def test_gating_tests_segments_first_and_finds_the_patch(use_dask: bool) -> None:
+    before, after, truth, _ = _jittered_pair(seed=5)
+    b, a = _maybe_dask(before, use_dask), _maybe_dask(after, use_dask)
+    gated = detect_multivariate_change(b, a, gate=True)
+    assert gated.confirmed and gated.mask.values[truth].all()
+    # Only pixels of segments that pass the coherent test over all segments can be flagged.
+    stat, _, seeds = segment_coherent_chi2(gated.irmad, b, a)
+    per_seg = stat.where(seeds).values
+    per_seg = per_seg[np.isfinite(per_seg)]
+    lam = max(1.0, np.median(per_seg) / stats.chi2.median(len(BANDS)))
+    gate = (stat / lam).values > stats.chi2.isf(0.05 / per_seg.size, len(BANDS))
+    assert not (gated.mask.values & ~gate).any()
+    with pytest.raises(DetectionError, match="gate=True"):
+        detect_multivariate_change(b, a, gate=True, context="shift")
+
+
+def test_size_stratified_inflation_takes_the_median_per_size_decile() -> None:
+    rng = np.random.default_rng(3)
+    n = rng.integers(4, 40, size=20_000).astype("float64")
+    deff = 1.0 + 0.2 * (n - 1.0)  # a design effect growing with the segment size
+    t = deff * rng.chisquare(6, size=n.size)
+    lam_of = size_stratified_inflation(t, n, 6)
+    scaled = t / lam_of(n)
+    for lo, hi in ((4, 10), (15, 25), (30, 40)):
+        sel = (n >= lo) & (n < hi)
+        assert np.median(scaled[sel]) == pytest.approx(stats.chi2.median(6), rel=0.1)
+    assert np.isnan(lam_of(np.array([np.nan])))[0] and lam_of(np.array([1.0]))[0] >= 1.0
+
+
+@pytest.mark.parametrize("pixel", [False, True])
+def test_segment_null_fit_recovers_an_equicorrelated_covariance(pixel: bool) -> None:
+    """Gaussian segment means with covariance B + W/n (or B + (lam I - B)/n): the fit recovers it, changed
+    segments included, and the unchanged segments' statistic is chi2_df."""
+    rng = np.random.default_rng(4)
+    df, lam = 3, 2.0
+    n = rng.integers(4, 30, size=30_000).astype("float64")
+    mix = rng.normal(size=(df, df))
+    between = 0.3 * mix @ mix.T / df
+    within = lam * np.eye(df) - between if pixel else np.diag([1.0, 2.0, 0.5])
+    cov = between[None] + within[None] / n[:, None, None]
+    m = np.einsum("sij,sj->si", np.linalg.cholesky(cov), rng.normal(size=(n.size, df)))
+    changed = rng.random(n.size) < 0.03
+    m[changed] += 3.0
+    q = None
+    if not pixel:  # segment means of x x^T from n pixels scattered by `within` about m
+        scatter = np.stack([stats.wishart.rvs(int(k) - 1, within, random_state=rng) for k in n[:2000]])
+        n, m, changed = n[:2000], m[:2000], changed[:2000]
+        q = scatter / n[:, None, None] + m[:, :, None] * m[:, None, :]
+    vecs, beta = _segment_null_fit(m, q, n, pixel_var=lam if pixel else None)
+    y = m @ vecs
+    t = np.sum(y**2 / (beta[None, :] + 1.0 / n[:, None]), axis=1)
+    assert np.median(t[~changed]) == pytest.approx(stats.chi2.median(df), rel=0.1)
+    assert np.median(t[changed]) > 5 * stats.chi2.median(df)
