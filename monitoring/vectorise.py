@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -339,7 +340,8 @@ def radar_crater_regions(evidence: Evidence) -> np.ndarray:
     optics could not look (`_radar_unseen`). A group of them is a crater field when it rose at least
     CRATER_MIN_ROUGHENING_DB above its unchanged surroundings of the same land cover: churned ground is rough at
     C band, while a change of soil moisture or of the season raises the surroundings too. A drop (burnt or cleared
-    vegetation, or fresh soil) is not typed here: radar_burn_regions claims it only where a fire burnt there.
+    vegetation, or fresh soil) is not a crater field: radar_burn_regions claims it where a fire burnt there,
+    radar_vegetation_loss_regions elsewhere.
     """
     score = evidence.layers.get(f"{SAR_METHOD}.score")
     seen = _radar_unseen(evidence)
@@ -347,28 +349,43 @@ def radar_crater_regions(evidence: Evidence) -> np.ndarray:
         return np.zeros(evidence.codes.shape, dtype="int32")
     support, unseen = seen
     candidates = support & (score > 0) & unseen
-    regions = _regions(candidates)
-    unchanged = _unchanged(evidence.codes) & ~ndimage.binary_dilation(
-        evidence.layers[f"{SAR_METHOD}.support"].astype(bool), structure=EIGHT, iterations=EDGE_REACH_PX
-    )
-    sar = _tested_db(score)
-    out = np.zeros(regions.shape, dtype="int32")
-    lc = evidence.landcover
+    out = np.zeros(candidates.shape, dtype="int32")
     next_id = 1
-    for r, sl in enumerate(ndimage.find_objects(regions), start=1):
-        if sl is None:
-            continue
-        win = _window(sl, RING_PX[1] + 1, regions.shape)
-        region = regions[win] == r
-        rise = _roughening(
-            sar[win], region & candidates[win], region, unchanged[win], None if lc is None else lc[win]
-        )
+    for win, region, rise in _radar_groups(evidence, candidates, min_px=1):
         if rise is not None and rise >= CRATER_MIN_ROUGHENING_DB:
             # The field's extent as a mapper outlines it (as for optical crater fields): the multilook and the
             # tests leave gaps between the roughest patches.
             out[win][_outline(region) & (out[win] == 0)] = next_id
             next_id += 1
     return out
+
+
+def _radar_groups(
+    evidence: Evidence, candidates: np.ndarray, *, min_px: int
+) -> Iterator[tuple[tuple[slice, ...], np.ndarray, float | None]]:
+    """Per group of candidate pixels (`_regions`) with at least min_px of them: its window, its mask in the window
+    and how much more its radar score changed (dB, signed) than its unchanged surroundings of the same land cover
+    (`_roughening`; None with too few)."""
+    regions = _regions(candidates)
+    unchanged = _unchanged(evidence.codes) & ~ndimage.binary_dilation(
+        evidence.layers[f"{SAR_METHOD}.support"].astype(bool), structure=EIGHT, iterations=EDGE_REACH_PX
+    )
+    sar = _tested_db(evidence.layers[f"{SAR_METHOD}.score"])
+    lc = evidence.landcover
+    for r, sl in enumerate(ndimage.find_objects(regions), start=1):
+        if sl is None:
+            continue
+        win = _window(sl, RING_PX[1] + 1, regions.shape)
+        region = regions[win] == r
+        if (region & candidates[win]).sum() < min_px:
+            continue
+        yield (
+            win,
+            region,
+            _roughening(
+                sar[win], region & candidates[win], region, unchanged[win], None if lc is None else lc[win]
+            ),
+        )
 
 
 def radar_burn_regions(evidence: Evidence, geobox: GeoBox, *, min_px: int = 1) -> np.ndarray:
@@ -440,22 +457,8 @@ def radar_vegetation_loss_regions(
         candidates &= ~np.isin(lc, (LC_CROP, LC_WATER))
     if exclude is not None:
         candidates &= exclude == 0
-    regions = _regions(candidates)
-    unchanged = _unchanged(evidence.codes) & ~ndimage.binary_dilation(
-        evidence.layers[f"{SAR_METHOD}.support"].astype(bool), structure=EIGHT, iterations=EDGE_REACH_PX
-    )
-    sar = _tested_db(score)
     next_id = 1
-    for r, sl in enumerate(ndimage.find_objects(regions), start=1):
-        if sl is None:
-            continue
-        win = _window(sl, RING_PX[1] + 1, regions.shape)
-        region = regions[win] == r
-        if (region & candidates[win]).sum() < min_px:
-            continue
-        change = _roughening(
-            sar[win], region & candidates[win], region, unchanged[win], None if lc is None else lc[win]
-        )
+    for win, region, change in _radar_groups(evidence, candidates, min_px=min_px):
         if change is not None and change <= -CRATER_MIN_ROUGHENING_DB:
             out[win][region & candidates[win] & (out[win] == 0)] = next_id
             next_id += 1
