@@ -649,7 +649,7 @@ def _alert_table(order: list[Alert], st: _Styles) -> list[Flowable]:
                 _p(CHANGE_LABELS[a.change_type], st.cell),
                 f"{a.area_ha:.2f}",
                 _p(f"{a.first_observed.isoformat()}<br/>{a.last_observed.isoformat()}", st.cell),
-                _p(f"{a.confidence.value}<br/>farmland", st.cell) if a.seasonal else a.confidence.value,
+                _p(f"{a.confidence.value}<br/>farm", st.cell) if a.seasonal else a.confidence.value,
                 _p(_e(sensors_short(a.sensors)), st.cell),
                 format_p(a.p_value),
                 _p(_fire_cell(a), st.cell),
@@ -686,7 +686,7 @@ def _alert_table(order: list[Alert], st: _Styles) -> list[Flowable]:
         out.append(Spacer(1, 2))
         out.append(
             _p(
-                "<i>farmland</i>: a burn scar mostly on cropland, where farmers burn their stubble. More looks of it "
+                "<i>farm</i>: a burn scar mostly on cropland, where farmers burn their stubble. More looks of it "
                 "and an active fire (stubble fires are hot too) do not raise its confidence; only a second imaging "
                 "sensor (radar) does.",
                 st.caption,
@@ -696,7 +696,7 @@ def _alert_table(order: list[Alert], st: _Styles) -> list[Flowable]:
         out.append(Spacer(1, 2))
         out.append(
             _p(
-                "Active fire: the first VIIRS/MODIS detection within a pixel (375 m / 1 km) of the alert between its "
+                "Active fire: the first VIIRS/MODIS detection within its pixel (375 m / 1 km at nadir, more off nadir) of the alert between its "
                 "last clear look before and its first observation, in local time (UTC+7), and the number of "
                 "detections (det.); for a burn scar, the best estimate of when it burnt. <i>none</i>: checked, "
                 "no fire seen (thick cloud hides fires too); <i>not checked</i>: no thermal data in this run.",
