@@ -33,7 +33,7 @@ CHANGE_COLOURS: dict[ChangeType, str] = {
     ChangeType.CRATER_FIELD: "#ffe119",
     ChangeType.STRUCTURAL_DAMAGE: "#f032e6",
     ChangeType.EARTHWORKS: "#42d4f4",
-    ChangeType.VEGETATION_LOSS: "#ffffff",
+    ChangeType.VEGETATION_LOSS: "#4363d8",  # not white: it must show on the hatching of what optics could not see
 }
 UNOBSERVED_RGBA = (0.35, 0.35, 0.35, 0.6)
 FARM_BURNING_COLOUR = "#d9d9d9"

@@ -732,7 +732,7 @@ def _figure(
             else "Large: the after image; no change alerts"
         )
         + (
-            "; hatched grey: no clear optical view (burn scars, craters and earthworks not assessed there; radar coverage is in the statement above)"
+            "; hatched grey: no clear optical view (burn scars, craters and earthworks not assessed optically there; what radar can show there is in the statement above)"
             if chips.unobserved.any()
             else ""
         )
