@@ -719,12 +719,24 @@ def simulate_fires(
 def _table(
     found: list[Detections], bbox: tuple[float, float, float, float], start: date, end: date
 ) -> pd.DataFrame:
-    columns = ("time", "latitude", "longitude", "satellite", "instrument", "confidence", "frp", "daynight")
+    columns = (
+        "time",
+        "latitude",
+        "longitude",
+        "satellite",
+        "instrument",
+        "confidence",
+        "frp",
+        "daynight",
+        "pixel_m",
+    )
     rows: dict[str, list[object]] = {c: [] for c in columns}
     seen: set[tuple[int, int, int]] = set()
     for det in sorted(found, key=lambda d: (d.look.utc_s, d.look.satellite)):
         # FIRMS reports the minute of the scan (acq_time HHMM); a pixel is reported once per pass.
         t = np.floor(det.look.time_at(det.lat) / 60.0) * 60.0
+        # ... and its pixel's size (scan/track, which grow off nadir alike here): how far the detection reaches.
+        size_m = VIIRS_PIXEL_M * pixel_centres(det.look, det.i, det.j)[2]
         for k in range(det.i.size):
             ident = (det.look.key, int(det.i[k]), int(det.j[k]))
             if ident in seen:
@@ -738,6 +750,7 @@ def _table(
             rows["confidence"].append(str(det.confidence[k]))
             rows["frp"].append(round(float(det.frp[k]), 2))
             rows["daynight"].append(det.look.daynight)
+            rows["pixel_m"].append(round(float(size_m[k]), 1))
     frame = pd.DataFrame(rows)
     w, s, e, n = bbox
     lo, hi = _day_s(start), _day_s(end + timedelta(days=1))
@@ -753,8 +766,7 @@ def _table(
     frame["time"] = pd.to_datetime(frame["time"].astype("float64"), unit="s", utc=True).astype(
         "datetime64[ns, UTC]"
     )
-    for c in ("latitude", "longitude", "frp"):
+    for c in ("latitude", "longitude", "frp", "pixel_m"):
         frame[c] = frame[c].astype("float64")
-    frame["pixel_m"] = VIIRS_PIXEL_M
     frame["product"] = "simulated"
     return frame.reset_index(drop=True)
