@@ -44,7 +44,7 @@ import monitoring.evaluate as ev_mod  # noqa: E402
 import monitoring.pipeline as pipe_mod  # noqa: E402
 from monitoring.aoi import aoi_from_hotspot, windows_for  # noqa: E402
 from monitoring.config import HotSpot, Settings, hotspot_by_id, load_hotspots, load_settings  # noqa: E402
-from monitoring.results import Alert, ChangeType, Confidence  # noqa: E402
+from monitoring.results import UNTYPED_AS, Alert, ChangeType, Confidence  # noqa: E402
 from monitoring.sources.simulator import SimulatorSource, load_scenario  # noqa: E402
 from monitoring.sources.simulator.events import scenario_anchors  # noqa: E402
 from monitoring.sources.simulator.landcover import CLASS_NAMES, PADDY, render_ground  # noqa: E402
@@ -179,6 +179,8 @@ def alert_details(
         grown = ndimage.binary_dilation(t.mask, iterations=ev_mod.TOLERANCE_PX)
         near_type[t.change_type] = near_type.get(t.change_type, np.zeros(geobox.shape, bool)) | grown
         near_any |= grown
+    for u, may_be in UNTYPED_AS.items():  # an untyped alert is true on what it may be, as in score_area
+        near_type[u] = np.logical_or.reduce([near_type.get(t, np.zeros(geobox.shape, bool)) for t in may_be])
     out = []
     for a, px in ev_mod.rasterise_alerts(alerts, geobox):
         n = max(int(px.sum()), 1)
