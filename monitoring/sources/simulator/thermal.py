@@ -45,6 +45,7 @@ from monitoring.sources.simulator.scenario import BackgroundSettings, CloudSetti
 from monitoring.sources.simulator.schedule import S2_REGION_LATLON, OpticalScene, _day_cloud
 from monitoring.sources.simulator.spectra import PADDY_STATES, ground_paddy_weights
 from monitoring.sources.simulator.world import PIXEL_M, Window, World
+from monitoring.sources.thermal import FIRE_COLUMNS
 
 # -- orbits --------------------------------------------------------------------------------------------------
 
@@ -719,18 +720,7 @@ def simulate_fires(
 def _table(
     found: list[Detections], bbox: tuple[float, float, float, float], start: date, end: date
 ) -> pd.DataFrame:
-    columns = (
-        "time",
-        "latitude",
-        "longitude",
-        "satellite",
-        "instrument",
-        "confidence",
-        "frp",
-        "daynight",
-        "pixel_m",
-    )
-    rows: dict[str, list[object]] = {c: [] for c in columns}
+    rows: dict[str, list[object]] = {c: [] for c in FIRE_COLUMNS if c != "product"}
     seen: set[tuple[int, int, int]] = set()
     for det in sorted(found, key=lambda d: (d.look.utc_s, d.look.satellite)):
         # FIRMS reports the minute of the scan (acq_time HHMM); a pixel is reported once per pass.
