@@ -30,10 +30,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from http.server import BaseHTTPRequestHandler
-from typing import Any
 from urllib.parse import unquote, urlparse
 
-from tests.fakes.loopback import LoopbackServer
+from tests.fakes.loopback import LoopbackServer, QuietHandler
 
 MAP_KEY = "0123456789abcdef0123456789abcdef"
 """The key the fake accepts (32 hex characters, as FIRMS' keys)."""
@@ -302,23 +301,14 @@ class FakeFirmsServer:
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+        class Handler(QuietHandler):
             disable_nagle_algorithm = True
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - keep test output quiet
-                pass
 
             def _send(
                 self, status: int, body: str, ctype: str, headers: dict[str, str] | None = None
             ) -> None:
                 data = body.encode()
-                self.send_response(status)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(data)))
-                for k, v in (headers or {}).items():
-                    self.send_header(k, v)
-                self.end_headers()
+                self.start_response(status, ctype, len(data), headers)
                 # Recorded before the body goes out, so a test reading the log right after its call sees it.
                 server._record(self.path, status, len(data))
                 try:

@@ -1,11 +1,33 @@
-"""Test fakes' shared plumbing: a request handler served on 127.0.0.1, on a free port, by a daemon thread."""
+"""Test fakes' shared plumbing: a request handler served on 127.0.0.1, on a free port, by a daemon thread, and
+the handler base the fakes share."""
 
 from __future__ import annotations
 
 import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Self
+from typing import Any, Self
+
+
+class QuietHandler(BaseHTTPRequestHandler):
+    """HTTP/1.1 (keep-alive, as the real services), no request log on stderr, and one way to start a response."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+        pass
+
+    def start_response(
+        self, status: int, ctype: str, length: int, headers: dict[str, str] | None = None
+    ) -> None:
+        """Status line, Content-Type, Content-Length, any extra headers, and the blank line; the body is the
+        caller's to write."""
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(length))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
 
 
 class LoopbackServer:

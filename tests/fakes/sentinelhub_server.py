@@ -52,7 +52,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -64,7 +63,7 @@ from numpy.typing import NDArray
 from pyproj import Transformer
 from rasterio.io import MemoryFile
 
-from tests.fakes.loopback import LoopbackServer
+from tests.fakes.loopback import LoopbackServer, QuietHandler
 
 MAX_SIZE = 2500
 """Largest output width/height of one Process API request."""
@@ -1272,13 +1271,9 @@ def _geotiff(stack: NDArray[Any], epsg: int, transform: Affine) -> bytes:
         return bytes(mem.read())
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(QuietHandler):
     fake: FakeSentinelHub
-    protocol_version = "HTTP/1.1"
     server_version = "FakeSentinelHub/1.0"
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
-        pass
 
     def _endpoint(self) -> str | None:
         path = self.path.split("?", 1)[0].rstrip("/")
@@ -1299,12 +1294,7 @@ class _Handler(BaseHTTPRequestHandler):
         headers: dict[str, str] | None = None,
     ) -> None:
         try:
-            self.send_response(status)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(content)))
-            for k, v in (headers or {}).items():
-                self.send_header(k, v)
-            self.end_headers()
+            self.start_response(status, ctype, len(content), headers)
             self.wfile.write(content)
         except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError):
             return  # the client gave up (timeout); nothing to answer

@@ -38,7 +38,7 @@ from pyproj import Transformer
 from rasterio.transform import from_origin
 from shapely.geometry import box, mapping, shape
 
-from tests.fakes.loopback import LoopbackServer
+from tests.fakes.loopback import LoopbackServer, QuietHandler
 
 EPSG = 32648
 CENTRE_LONLAT = (104.68, 14.39)
@@ -825,13 +825,9 @@ class FakeStacServer:
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+        class Handler(QuietHandler):
             # Headers and body go out in two writes: without this, Nagle + delayed ACK add 40 ms per request.
             disable_nagle_algorithm = True
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - keep test output quiet
-                pass
 
             def _send(
                 self,
@@ -843,12 +839,7 @@ class FakeStacServer:
                 head: bool = False,
                 length: int | None = None,
             ) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body) if length is None else length))
-                for k, v in (headers or {}).items():
-                    self.send_header(k, v)
-                self.end_headers()
+                self.start_response(status, ctype, len(body) if length is None else length, headers)
                 # Recorded before the body goes out: once the client has the answer, the log already holds it
                 # (recording afterwards raced with tests that read the log as soon as their call returned).
                 server._record(self.command, urlparse(self.path).path, status, 0 if head else len(body))
