@@ -15,11 +15,9 @@ from monitoring.fuse import Fires
 from monitoring.results import Alert, ChangeType, FireDetection, HotspotResult
 from monitoring.sources.thermal import INSTRUMENT_PIXEL_M
 
-PIXEL_M = INSTRUMENT_PIXEL_M
-"""A detection is a fire somewhere in a pixel this wide around its centre, so it counts for an alert when its
-centre lies within this distance of the outline (as in monitoring.fuse.Fires.reach_m)."""
 DEFAULT_PIXEL_M = 375.0
-"""For an instrument not in PIXEL_M: the smaller reach, so an unknown sensor never claims a far-off alert."""
+"""For a detection without its own pixel size of an instrument not in INSTRUMENT_PIXEL_M: the smaller reach, so
+an unknown sensor never claims a far-off alert."""
 
 LOCAL_TZ = timezone(timedelta(hours=7), "UTC+7")
 """Local time on both sides of the border (Asia/Bangkok and Asia/Phnom_Penh: UTC+7, no daylight saving)."""
@@ -43,10 +41,12 @@ def local_text(t: datetime) -> str:
 
 
 def pixel_m(fire: FireDetection) -> float:
-    """The detection's own pixel size (how far it reaches), else its instrument's nominal one."""
+    """The detection's own pixel size, else its instrument's nominal one: a detection is a fire somewhere in a
+    pixel this wide around its centre, so it counts for an alert when its centre lies within this distance of the
+    outline (as monitoring.fuse.Fires.reach_m)."""
     if fire.pixel_m is not None:
         return fire.pixel_m
-    return PIXEL_M.get(fire.instrument.upper(), DEFAULT_PIXEL_M)
+    return INSTRUMENT_PIXEL_M.get(fire.instrument.upper(), DEFAULT_PIXEL_M)
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ def fires_near(alert: Alert, fires: list[FireDetection], crs: str) -> list[FireD
 def match_fires(result: HotspotResult) -> list[FireOnAlert]:
     """The area's detections in time order, each with the alert or farm burn it lies on.
 
-    A detection lies on an alert when its centre is within its pixel size (PIXEL_M) of the alert's outline and it
+    A detection lies on an alert when its centre is within its pixel size (pixel_m) of the alert's outline and it
     was acquired between the alert's last clear look before and its first observation (UTC days, inclusive).
     Where several qualify, the nearest wins (alerts before farm burns, then the order of the lists). Distances are
     measured on the area's grid (its UTM zone), in metres.

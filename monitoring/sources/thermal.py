@@ -48,7 +48,6 @@ CONFIDENCES: tuple[str, ...] = ("low", "nominal", "high")
 INSTRUMENT_PIXEL_M: dict[str, float] = {"VIIRS": 375.0, "MODIS": 1000.0}
 """Nominal pixel size at nadir by instrument (the pixel_m column): VIIRS I-band 375 m, MODIS 1 km."""
 INSTRUMENTS: tuple[str, ...] = tuple(INSTRUMENT_PIXEL_M)
-PIXEL_M: tuple[float, ...] = tuple(INSTRUMENT_PIXEL_M.values())
 PIXEL_M_RANGE: dict[str, tuple[float, float]] = {"VIIRS": (200.0, 2000.0), "MODIS": (500.0, 6000.0)}
 """Bounds (inclusive) of a detection's pixel_m by instrument: generous around what the sensors give (VIIRS
 0.32-0.8 km, MODIS 1-4.8 km), so that only a unit or parsing error falls outside."""
