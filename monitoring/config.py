@@ -249,6 +249,15 @@ class CacheSettings(_Strict):
     enabled: bool = True
 
 
+class TrackingSettings(_Strict):
+    enabled: bool = True
+    """Follow alerts from one daily run to the next (same id, lifecycle state); ad hoc checks are never tracked."""
+    store: str | None = None
+    """The tracking database (SQLite); None = <output_dir>/tracks.sqlite (relative to the working directory)."""
+    max_gap_days: Annotated[int, Field(ge=1, le=365)] = 30
+    """An alert no run reported for this many days is not followed any more: change at its place is new."""
+
+
 class ScheduleSettings(_Strict):
     cron: str = "0 6 * * *"
     timezone: str = "Asia/Bangkok"
@@ -279,10 +288,17 @@ class Settings(BaseSettings):
     thermal: ThermalSettings = ThermalSettings()
     firms: FirmsSettings = FirmsSettings()
     cache: CacheSettings = CacheSettings()
+    tracking: TrackingSettings = TrackingSettings()
     output_dir: str = "out"
     """Where runs are written: <output_dir>/<YYYY-MM-DD>/ (relative to the working directory)."""
     chunk_size: Annotated[int, Field(ge=64, le=8192)] = 512
     """Dask chunk edge in pixels."""
+
+    def store_path(self, output_dir: str | Path | None = None) -> Path:
+        """The tracking database: tracking.store, else tracks.sqlite in output_dir (a run's --out wins)."""
+        if self.tracking.store is not None:
+            return Path(self.tracking.store)
+        return Path(output_dir if output_dir is not None else self.output_dir) / "tracks.sqlite"
 
     @classmethod
     def settings_customise_sources(

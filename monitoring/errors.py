@@ -29,3 +29,7 @@ class DetectionError(BorderwatchError):
 
 class ReportError(BorderwatchError):
     """A briefing could not be written or rebuilt."""
+
+
+class StoreError(BorderwatchError):
+    """The alert store (the tracking database) cannot be opened, read or written."""

@@ -7,6 +7,7 @@ import logging
 import os
 import tempfile
 import time
+from collections import Counter
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
@@ -34,6 +35,8 @@ from monitoring.preprocess import add_indices, composite, latest_clear, mask_clo
 from monitoring.results import Alert, Coverage, FireDetection, HotspotResult, Windows, area_dir
 from monitoring.sources.base import ImagerySource, check_optical, check_sar
 from monitoring.sources.thermal import ThermalSource, check_fires, utc_day_bounds
+from monitoring.store import AlertStore
+from monitoring.track import track_alerts
 from monitoring.vectorise import Evidence, vectorise_alerts
 
 log = logging.getLogger(__name__)
@@ -409,6 +412,47 @@ def analyse_area(
     )
     save_result(result, run_dir)
     return result
+
+
+def track_run(run_dir: Path, *, run_date: date, settings: Settings, store: AlertStore) -> dict[str, int]:
+    """Match each area's alerts to those earlier daily runs reported (monitoring.track); rewrite result.json.
+
+    The store gets the run's tracked alerts only after every area was matched, and each area's result.json is then
+    replaced atomically; repeating it for the same run gives the same ids and states (only earlier runs count).
+    Failed areas are left out: their tracks stay for the next run. Returns the count of alerts per state.
+    """
+    from monitoring.report.load import load_results
+
+    updated: list[HotspotResult] = []
+    for result in load_results(run_dir):
+        if result.status != "ok":
+            continue
+        tracked = track_alerts(
+            result.alerts,
+            store.tracks(result.area_id, before=run_date, max_gap_days=settings.tracking.max_gap_days),
+            run_date=run_date,
+            after_start=result.windows.after[0],
+            seasonal_burns=result.seasonal_burns,
+            mmu_ha=settings.thresholds.mmu_ha,
+        )
+        updated.append(
+            result.model_copy(
+                update={
+                    "alerts": tracked.alerts,
+                    "seasonal_burns": tracked.seasonal_burns,
+                    "tracked": True,
+                    # Where this run saw too little to say anything, not detecting an alert withdraws nothing.
+                    "withdrawn": [t.alert for t in tracked.withdrawn]
+                    if result.coverage is not None and result.coverage.status != "not observed"
+                    else [],
+                }
+            )
+        )
+    for result in updated:
+        store.record(result.area_id, run_date, [*result.alerts, *result.seasonal_burns])
+    for result in updated:
+        save_result(result, run_dir)
+    return dict(Counter(a.lifecycle or "untracked" for r in updated for a in r.alerts))
 
 
 def build_briefing(

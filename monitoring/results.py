@@ -44,6 +44,19 @@ class Confidence(StrEnum):
     """Two independent sensors agree."""
 
 
+Lifecycle = Literal["new", "unconfirmed", "confirmed", "ongoing"]
+"""new: first reported by this run; unconfirmed: reported by an earlier run, not seen again since (no later clear
+look); confirmed: a later observation still shows it; ongoing: since the last report the outline grew or radar
+found a later change point."""
+
+LIFECYCLE_LABELS: dict[str, str] = {
+    "new": "new",
+    "unconfirmed": "not seen again yet",
+    "confirmed": "seen again",
+    "ongoing": "still changing",
+}
+
+
 class _Record(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -98,7 +111,11 @@ class Alert(_Record):
     thermal_frp_max: float | None = None
     """Largest fire radiative power among them, MW."""
     scene_ids: list[str]
-    lifecycle: Literal["new", "confirmed", "ongoing", "finished"] = "new"
+    lifecycle: Lifecycle | None = None
+    """What happened to it since earlier daily runs reported it (monitoring.track): new, unconfirmed, confirmed or
+    ongoing; None = not tracked (an ad hoc check)."""
+    first_reported: date | None = None
+    """Run date of the first daily run that reported this alert; None = not tracked."""
     geometry: dict[str, Any]
     """GeoJSON Polygon/MultiPolygon in WGS84."""
 
@@ -182,6 +199,11 @@ class HotspotResult(_Record):
     """Burn scars on cropland set aside as the season's farm burning (fuse.set_aside_farm_burning): where many
     fields burnt in the same window, single-sensor burns on cropland are shown as context, not counted as alerts.
     Same records as alerts, so a GIS analyst can still inspect each one."""
+    tracked: bool = False
+    """Whether the alerts were matched against earlier daily runs (monitoring.track); ad hoc checks are not."""
+    withdrawn: list[Alert] = Field(default_factory=list)
+    """Alerts earlier daily runs reported here, whose change began inside this run's after window, that this run
+    no longer detects (monitoring.track): as last reported. Today's evidence no longer supports them."""
     thermal_source: str | None = None
     """Where active fires came from ('simulator', 'firms'); None = thermal data not checked in this run."""
     fires: list[FireDetection] = Field(default_factory=list)

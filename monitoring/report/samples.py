@@ -204,7 +204,6 @@ def _alert(
     sensors: list[str],
     windows: Windows,
     p_value: float | None,
-    lifecycle: str = "new",
 ) -> Alert:
     key = f"{site.id}:{change.value}:{pixel_geom.centroid.wkt}"
     return Alert(
@@ -224,7 +223,6 @@ def _alert(
         p_value=p_value,
         thermal_detections=None,
         scene_ids=["S2B_MSIL2A_20251210", "S1A_IW_GRDH_20251212"],
-        lifecycle=lifecycle,  # type: ignore[arg-type]
         geometry=grid.to_wgs84(pixel_geom),
     )
 
@@ -375,7 +373,6 @@ def sample_results(
                     ["sentinel-2", "sentinel-1"],
                     windows,
                     3e-7,
-                    "confirmed",
                 ),
                 _alert(
                     site,
