@@ -30,6 +30,7 @@ from monitoring.config import (
 )
 from monitoring.errors import ConfigError, SourceError
 from monitoring.progress import ProgressEvent, emit
+from monitoring.store import AlertStore
 
 
 def _retry_delays() -> list[float]:
@@ -226,6 +227,17 @@ def write_briefing(
     return {k: str(v) for k, v in paths.items()}
 
 
+@task(name="track-alerts", cache_policy=NO_CACHE)
+def track_alerts(run_dir: str, run_date: date, store: str, settings: dict[str, Any]) -> dict[str, int]:
+    """Give each alert the id and lifecycle state earlier daily runs knew it by; returns the count per state."""
+    emit(ProgressEvent("track", "started"))
+    counts = pipeline.track_run(
+        Path(run_dir), run_date=run_date, settings=settings_from_dict(settings), store=AlertStore(store)
+    )
+    emit(ProgressEvent("track", "finished", detail=", ".join(f"{n} {s}" for s, n in sorted(counts.items()))))
+    return counts
+
+
 def analyse_areas(
     areas: list[tuple[str, AreaSpec]],
     windows: TimeWindows,
@@ -286,6 +298,9 @@ def daily_monitoring(
     imagery = pipeline.make_source(settings)
     windows = windows_for(day, settings.windows)
     run_dir = Path(out_dir or settings.output_dir) / day.isoformat()
+    store = settings.store_path(out_dir) if settings.tracking.enabled else None
+    if store is not None:
+        AlertStore(store).check()  # a broken store stops the run before hours of analysis, not after
     analyse_areas(
         [(h.id, AreaSpec(hotspot=h.id)) for h in selected],
         windows,
@@ -294,7 +309,8 @@ def daily_monitoring(
         source_name=imagery.name,
         simulated=imagery.simulated,
     )
-    write_briefing(
-        str(run_dir), day, "daily", imagery.name, imagery.simulated, settings.model_dump(mode="json")
-    )
+    recorded = settings.model_dump(mode="json")
+    if store is not None:
+        track_alerts(str(run_dir), day, str(store), recorded)
+    write_briefing(str(run_dir), day, "daily", imagery.name, imagery.simulated, recorded)
     return str(run_dir)

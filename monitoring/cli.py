@@ -164,6 +164,10 @@ class _ProgressView:
             else:
                 p.update(t, completed=ev.index)
                 p.console.print(f"  [red]failed[/] {ev.area_id}: {escape(ev.detail)}", highlight=False)
+        elif ev.step == "track" and ev.state == "started":
+            p.update(t, description="Tracking alerts against earlier daily runs")
+        elif ev.step == "track" and ev.state == "finished":
+            p.console.print(f"  [green]tracked[/] {escape(ev.detail) or 'no alerts'}", highlight=False)
         elif ev.step == "briefing" and ev.state == "started":
             p.update(t, description="Writing the briefing (PDF, GeoJSON, manifest)")
 

@@ -11,7 +11,7 @@ from typing import Literal
 
 log = logging.getLogger(__name__)
 
-Step = Literal["analyse", "briefing"]
+Step = Literal["analyse", "track", "briefing"]
 State = Literal["started", "finished", "failed"]
 
 

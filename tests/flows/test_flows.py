@@ -30,9 +30,10 @@ from flows.daily import (
 from monitoring import pipeline
 from monitoring.aoi import AOI, TimeWindows, windows_for
 from monitoring.config import load_settings
-from monitoring.errors import ConfigError, DetectionError, SourceError
+from monitoring.errors import ConfigError, DetectionError, SourceError, StoreError
 from monitoring.progress import ProgressEvent, subscribed
 from monitoring.results import HotspotResult, Windows
+from monitoring.store import AlertStore
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 RUN_DATE = "2025-12-22"
@@ -242,6 +243,22 @@ def test_bad_input_fails_the_run_before_any_area(
     assert fake.calls == [] and not any(tmp_path.iterdir())
 
 
+def test_a_broken_tracking_store_stops_the_run_before_any_area(
+    prefect_server: None, fake: FakePipeline, tmp_path: Path
+) -> None:
+    store = tmp_path / "tracks.sqlite"
+    store.write_text("these are notes, not a database\n" * 50)
+    with pytest.raises(StoreError, match=r"tracks\.sqlite: not a readable alert store .* move it aside"):
+        daily_monitoring(run_date=RUN_DATE, hotspots=["poipet"], out_dir=str(tmp_path))
+    assert fake.calls == [] and [p.name for p in tmp_path.iterdir()] == ["tracks.sqlite"]
+
+
+def test_daily_runs_are_tracked(prefect_server: None, fake: FakePipeline, tmp_path: Path) -> None:
+    daily_monitoring(run_date=RUN_DATE, hotspots=["poipet"], out_dir=str(tmp_path))
+    assert _results(tmp_path / RUN_DATE)["poipet"].tracked
+    assert AlertStore(tmp_path / "tracks.sqlite").runs("poipet") == [date(2025, 12, 22)]
+
+
 def test_area_check_flow(prefect_server: None, fake: FakePipeline, tmp_path: Path) -> None:
     run_dir = Path(
         area_check(
@@ -256,6 +273,8 @@ def test_area_check_flow(prefect_server: None, fake: FakePipeline, tmp_path: Pat
     assert run_dir == tmp_path / "checks" / f"2025-12-22-{area_id}"
     assert area_id.startswith("area-")
     assert _results(run_dir)[area_id].name == "Temple box"
+    # Ad hoc checks are not tracked: no store, no lifecycle states.
+    assert not _results(run_dir)[area_id].tracked and not (tmp_path / "tracks.sqlite").exists()
     assert fake.calls[0][1] == f"analyse-{area_id}"
     (b,) = fake.briefings
     assert (b["kind"], b["run_date"]) == ("area-check", date(2025, 12, 22))
