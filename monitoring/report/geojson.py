@@ -175,6 +175,10 @@ def _observation_feature(
         "alert_count": len(result.alerts),
         "seasonal_burn_count": len(result.seasonal_burns),
         "seasonal_burn_ha": round(sum(a.area_ha for a in result.seasonal_burns), 2),
+        # Tracked (daily runs): how many alerts are new today; null for ad hoc checks, which are not tracked.
+        "tracked": result.tracked,
+        "new_alert_count": sum(1 for a in result.alerts if a.lifecycle == "new") if result.tracked else None,
+        "withdrawn_count": len(result.withdrawn) if result.tracked else None,
         # Null, not 0, where thermal data was not checked: no fire seen and not looked are different.
         "thermal_source": result.thermal_source,
         "fire_detections": len(matches) if checked else None,
@@ -214,8 +218,9 @@ def feature_collection(
     generated: datetime | None = None,
 ) -> dict[str, Any]:
     """The briefing's FeatureCollection: area footprints first (drawn underneath), then per area its alerts by
-    size, the burns set aside as farm burning (feature_type 'seasonal_burn', not alerts), and its active-fire
-    detections in the after window as Points in time order (feature_type 'fire_detection').
+    size, the burns set aside as farm burning (feature_type 'seasonal_burn', not alerts), the alerts earlier daily
+    runs reported that this run no longer detects (feature_type 'withdrawn_alert', as last reported), and its
+    active-fire detections in the after window as Points in time order (feature_type 'fire_detection').
 
     Polygons and points in one collection are valid GeoJSON; GDAL reports the layer's geometry type as Unknown
     and QGIS offers it as two layers, the polygons and the points.
@@ -227,7 +232,11 @@ def feature_collection(
     per_area: list[list[dict[str, Any]]] = []
     for r in results:
         area: list[dict[str, Any]] = []
-        for kind, alerts in (("alert", r.alerts), ("seasonal_burn", r.seasonal_burns)):
+        for kind, alerts in (
+            ("alert", r.alerts),
+            ("seasonal_burn", r.seasonal_burns),
+            ("withdrawn_alert", r.withdrawn),
+        ):
             order = sorted(alerts, key=lambda a: (-a.area_ha, a.id))
             area.extend(_alert_feature(r, a, simulated=simulated, feature_type=kind) for a in order)
         per_area.append(area)

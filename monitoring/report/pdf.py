@@ -52,7 +52,15 @@ from monitoring.report.text import (
     provinces_line,
     statement,
 )
-from monitoring.results import CHANGE_LABELS, Alert, ChangeType, Confidence, HotspotResult, Windows
+from monitoring.results import (
+    CHANGE_LABELS,
+    LIFECYCLE_LABELS,
+    Alert,
+    ChangeType,
+    Confidence,
+    HotspotResult,
+    Windows,
+)
 
 log = logging.getLogger(__name__)
 
@@ -255,14 +263,22 @@ def _counts_text(results: list[HotspotResult]) -> str:
     conf_text = ", ".join(
         f"{conf[c]} {c.value}" for c in sorted(conf, key=CONFIDENCE_RANK.__getitem__, reverse=True)
     )
-    new = sum(1 for a in alerts if a.lifecycle == "new")
+    tracked = [a for r in results if r.tracked for a in r.alerts]
+    new = sum(1 for a in tracked if a.lifecycle == "new")
+    tracking = f"; {new} new since the last daily run" if tracked else ""
     n_areas = len(results)
     text = f"<b>{n_areas} area{'s' if n_areas != 1 else ''}</b>: {', '.join(parts) or 'none'}. "
     if alerts:
         plural = "s" if len(alerts) != 1 else ""
-        text += f"<b>{len(alerts)} change alert{plural}</b> ({conf_text} confidence; {new} new)."
+        text += f"<b>{len(alerts)} change alert{plural}</b> ({conf_text} confidence{tracking})."
     else:
         text += "<b>No change alerts</b> in the observed parts."
+    withdrawn = sum(len(r.withdrawn) for r in results)
+    if withdrawn:
+        text += (
+            f" {withdrawn} alert{'s' if withdrawn != 1 else ''} reported by earlier daily runs "
+            f"{'are' if withdrawn != 1 else 'is'} no longer detected (see the area pages)."
+        )
     text += _fires_summary(results)
     aside = [a for r in results for a in r.seasonal_burns]
     if aside:
@@ -625,6 +641,16 @@ def _fire_cell(a: Alert) -> str:
     return f"{day}<br/>{hhmm}, {n}"
 
 
+def _state_cell(a: Alert) -> str:
+    """Lifecycle across daily runs: 'new', or the state and since when it is reported; '—' if not tracked."""
+    if a.lifecycle is None:
+        return "—"
+    label = LIFECYCLE_LABELS[a.lifecycle]
+    if a.lifecycle == "new" or a.first_reported is None:
+        return label
+    return f"{label}<br/>since {a.first_reported:%m-%d}"
+
+
 def _alert_table(order: list[Alert], st: _Styles) -> list[Flowable]:
     head = [
         "#",
@@ -653,7 +679,7 @@ def _alert_table(order: list[Alert], st: _Styles) -> list[Flowable]:
                 _p(_e(sensors_short(a.sensors)), st.cell),
                 format_p(a.p_value),
                 _p(_fire_cell(a), st.cell),
-                a.lifecycle,
+                _p(_state_cell(a), st.cell),
             ]
         )
         cmds.append(("BACKGROUND", (0, i), (0, i), colors.HexColor(figures.CHANGE_COLOURS[a.change_type])))
@@ -700,6 +726,18 @@ def _alert_table(order: list[Alert], st: _Styles) -> list[Flowable]:
                 "last clear look before and its first observation, in local time (UTC+7), and the number of "
                 "detections (det.); for a burn scar, the best estimate of when it burnt. <i>none</i>: checked, "
                 "no fire seen (thick cloud hides fires too); <i>not checked</i>: no thermal data in this run.",
+                st.caption,
+            )
+        )
+    if any(a.lifecycle is not None for a in shown):
+        out.append(Spacer(1, 2))
+        out.append(
+            _p(
+                "State, across daily runs: <i>new</i>: first reported today; <i>not seen again yet</i>: an earlier "
+                "run reported it and no later clear look has shown it since; <i>seen again</i>: a later "
+                "observation still shows it; <i>still changing</i>: since the last report it grew or radar found "
+                "a later change (repeated strikes). <i>since</i>: the day it was first reported. "
+                "Ad hoc checks are not tracked (—).",
                 st.caption,
             )
         )

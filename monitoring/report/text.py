@@ -7,7 +7,7 @@ from collections import Counter
 from datetime import date
 
 from monitoring.report.fires import LOCAL_LABEL, FireOnAlert, local_text, match_fires
-from monitoring.results import Alert, Confidence, Coverage, HotspotResult
+from monitoring.results import CHANGE_LABELS, Alert, Confidence, Coverage, HotspotResult
 
 DEFAULT_TITLE = "Border hot spots — satellite observation briefing"
 
@@ -108,7 +108,24 @@ def statement(result: HotspotResult) -> str:
             rest += f"; {pct(cov.not_observed_fraction)} was seen by neither sensor"
         rest += "."
     said = NO_CHANGE if n == 0 else f"{n} change alert{'s' if n != 1 else ''} in the observed part."
-    return said + rest + (" " + farm_burning_line(result) if result.seasonal_burns else "")
+    tail = [line for line in (farm_burning_line(result), withdrawn_line(result)) if line]
+    return " ".join([said + rest, *tail])
+
+
+def withdrawn_line(result: HotspotResult) -> str:
+    """The alerts earlier daily runs reported here that this run no longer detects; '' without any."""
+    gone = sorted(result.withdrawn, key=lambda a: a.id)
+    if not gone:
+        return ""
+    listed = "; ".join(
+        f"{a.id} ({CHANGE_LABELS[a.change_type].lower()}, first reported {iso(a.first_reported)})"
+        for a in gone
+    )
+    them = "it" if len(gone) == 1 else "them"
+    return (
+        f"No longer detected: {listed}. An earlier daily run reported {them} with change inside this after "
+        f"window, but this run's evidence does not show {them} again: treat as withdrawn."
+    )
 
 
 def farm_burning_line(result: HotspotResult) -> str:

@@ -296,3 +296,46 @@ def test_a_farmland_burn_alert_says_why_its_confidence_stays_low(tmp_path: Path)
     assert "only a second imaging sensor (radar) does" in page
     others = [t for t in pages[1:] if farm.id not in t]
     assert others and not any("a burn scar mostly on cropland" in t for t in others)
+
+
+@needs_pdftotext
+def test_tracked_alerts_show_their_state_and_withdrawn_ones_are_named(tmp_path: Path) -> None:
+    results = _run(tmp_path, simulated=True)
+    i = [r.area_id for r in results].index("preah-vihear")
+    r = results[i]
+    seen, first = r.alerts[0], r.alerts[1]
+    states = {seen.id: ("confirmed", date(2025, 12, 12)), first.id: ("new", RUN_DATE)}
+    tracked = [
+        a.model_copy(update={"lifecycle": states[a.id][0], "first_reported": states[a.id][1]})
+        if a.id in states
+        else a.model_copy(update={"lifecycle": "new", "first_reported": RUN_DATE})
+        for a in r.alerts
+    ]
+    gone = r.alerts[-1].model_copy(update={"id": "pv-gone", "first_reported": date(2025, 12, 10)})
+    results[i] = r.model_copy(update={"alerts": tracked, "tracked": True, "withdrawn": [gone]})
+    path = write_pdf(results, tmp_path / "b.pdf", run_date=RUN_DATE, source="simulator", simulated=True)
+    texts = [_squash(t) for t in page_texts(path)]
+    ordered = sorted(results, key=lambda r: (r.priority, r.area_id))
+    areas = {r.area_id: t for r, t in zip(ordered, texts[1:], strict=True)}
+    new = len(r.alerts) - 1
+    assert f"{new} new since the last daily run" in texts[0]
+    assert "1 alert reported by earlier daily runs is no longer detected" in texts[0]
+    page = areas["preah-vihear"]
+    assert "No longer detected: pv-gone" in page and "first reported 2025-12-10" in page
+    assert "seen again" in page and "since 12-12" in page
+    assert "State, across daily runs" in page
+    # Untracked areas say nothing about states.
+    untracked = [t for a, t in areas.items() if a != "preah-vihear" and "change alert" in t]
+    assert untracked and not any("State, across daily runs" in t for t in untracked)
+
+
+def test_cover_says_no_change_alerts_even_when_some_were_withdrawn(tmp_path: Path) -> None:
+    from monitoring.report.pdf import _counts_text
+
+    results = _run(tmp_path, simulated=True)
+    r = results[0]
+    quiet = [r.model_copy(update={"alerts": [], "tracked": True, "withdrawn": r.alerts[:1]})]
+    text = _counts_text(quiet)
+    assert (
+        "No change alerts" in text and "1 alert reported by earlier daily runs is no longer detected" in text
+    )
