@@ -419,37 +419,42 @@ def track_run(run_dir: Path, *, run_date: date, settings: Settings, store: Alert
 
     The store gets the run's tracked alerts only after every area was matched, and each area's result.json is then
     replaced atomically; repeating it for the same run gives the same ids and states (only earlier runs count).
-    Failed areas are left out: their tracks stay for the next run. Returns the count of alerts per state.
+    Failed areas are left out, and areas this run did not observe are not stored as a run: their tracks stay for
+    the next run that looks. Returns the count of alerts per state.
     """
     from monitoring.report.load import load_results
 
     updated: list[HotspotResult] = []
+    looked: set[str] = set()
     for result in load_results(run_dir):
         if result.status != "ok":
             continue
+        # Where this run saw too little to say anything, not detecting an alert withdraws nothing.
+        if result.coverage is not None and result.coverage.status != "not observed":
+            looked.add(result.area_id)
         tracked = track_alerts(
             result.alerts,
             store.tracks(result.area_id, before=run_date, max_gap_days=settings.tracking.max_gap_days),
             run_date=run_date,
             after_start=result.windows.after[0],
             seasonal_burns=result.seasonal_burns,
+            previous_run=store.previous_run(result.area_id, before=run_date),
             mmu_ha=settings.thresholds.mmu_ha,
         )
+        withdrawn = [t.alert for t in tracked.withdrawn] if result.area_id in looked else []
         updated.append(
             result.model_copy(
                 update={
                     "alerts": tracked.alerts,
                     "seasonal_burns": tracked.seasonal_burns,
                     "tracked": True,
-                    # Where this run saw too little to say anything, not detecting an alert withdraws nothing.
-                    "withdrawn": [t.alert for t in tracked.withdrawn]
-                    if result.coverage is not None and result.coverage.status != "not observed"
-                    else [],
+                    "withdrawn": withdrawn,
                 }
             )
         )
     for result in updated:
-        store.record(result.area_id, run_date, [*result.alerts, *result.seasonal_burns])
+        if result.area_id in looked:
+            store.record(result.area_id, run_date, [*result.alerts, *result.seasonal_burns])
     for result in updated:
         save_result(result, run_dir)
     return dict(Counter(a.lifecycle or "untracked" for r in updated for a in r.alerts))

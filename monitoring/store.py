@@ -121,6 +121,11 @@ class AlertStore:
             conn.executemany("INSERT INTO reports VALUES (?, ?, ?, ?, ?)", rows)
             conn.execute("INSERT OR IGNORE INTO runs VALUES (?, ?)", (hotspot_id, day))
 
+    def previous_run(self, hotspot_id: str, *, before: date) -> date | None:
+        """The area's latest stored run before `before` (runs that did not look are not stored); None if none."""
+        earlier = [d for d in self.runs(hotspot_id) if d < before]
+        return earlier[-1] if earlier else None
+
     def runs(self, hotspot_id: str) -> list[date]:
         """Run dates stored for an area, oldest first."""
         with self._connect() as conn:

@@ -11,10 +11,10 @@ compatible change type), gives them the earlier id, and says what happened since
 - ``ongoing``: as confirmed, and the ground kept changing since the last report: the outline grew, or radar found
   a later change point (repeated strikes).
 
-Tracks an earlier run reported whose change began inside today's after window but that today's run no longer
-detects are listed as withdrawn: today's evidence no longer supports them (e.g. what looked like change was
-flood water that receded). Tracks whose change is older than the after window have aged into the baseline and
-are not news.
+Alerts the previous run reported whose change began inside today's after window but that today's run no longer
+detects are listed as withdrawn, once: today's evidence no longer supports them (e.g. what looked like change was
+flood water that receded). They stay tracks for a while, so if a later run sees the change again it gets its old
+id back. Tracks whose change is older than the after window have aged into the baseline and are not news.
 """
 
 from __future__ import annotations
@@ -51,7 +51,8 @@ class Tracked:
     alerts: list[Alert]
     seasonal_burns: list[Alert]
     withdrawn: list[Track] = field(default_factory=list)
-    """Tracks whose change began inside today's after window that today's run no longer detects."""
+    """Tracks the previous run reported, whose change began inside today's after window, that today's run no
+    longer detects."""
 
 
 def compatible(a: ChangeType, b: ChangeType) -> bool:
@@ -87,13 +88,16 @@ def track_alerts(
     run_date: date,
     after_start: date,
     seasonal_burns: list[Alert] | None = None,
+    previous_run: date | None = None,
     mmu_ha: float = 0.2,
 ) -> Tracked:
     """Match today's alerts (and set-aside seasonal burns) of one area to the earlier runs' tracks.
 
     tracks: the live tracks of this area, each the latest earlier report of one alert id (store.tracks).
     after_start: first day of today's after window; a track not matched today is withdrawn only if its change
-    was first observed on or after it (older changes have aged into the baseline).
+    was first observed on or after it (older changes have aged into the baseline) and previous_run (the area's
+    latest earlier run that looked: store.previous_run; None = the latest report among the tracks) reported it,
+    so a withdrawal is said once, not again on every later day.
     Matching is one-to-one, greedy by overlap; an alert that matches no track keeps its own (place-based) id,
     made unique against the tracks' ids.
     """
@@ -133,7 +137,13 @@ def track_alerts(
             update = {"id": _unique(a.id, taken), "first_reported": run_date, "lifecycle": "new"}
         taken.add(update["id"])  # type: ignore[arg-type]
         out.append(a.model_copy(update=update))
-    withdrawn = [t for j, t in enumerate(tracks) if j not in used and t.alert.first_observed >= after_start]
+    if previous_run is None and tracks:
+        previous_run = max(t.last_reported for t in tracks)
+    withdrawn = [
+        t
+        for j, t in enumerate(tracks)
+        if j not in used and t.last_reported == previous_run and t.alert.first_observed >= after_start
+    ]
     return Tracked(alerts=out[: len(alerts)], seasonal_burns=out[len(alerts) :], withdrawn=withdrawn)
 
 

@@ -39,6 +39,7 @@ def test_tracks_are_the_latest_earlier_report_of_each_alert(tmp_path: Path) -> N
     # Tracks not reported within max_gap_days are no longer followed.
     assert [t.alert.id for t in store.tracks("h", before=DAY, max_gap_days=1)] == ["a"]
     assert store.runs("h") == [d1, d2, DAY]
+    assert store.previous_run("h", before=DAY) == d2 and store.previous_run("h", before=d1) is None
 
 
 def test_recording_a_run_again_replaces_it(tmp_path: Path) -> None:
@@ -120,3 +121,33 @@ def test_a_run_that_no_longer_sees_an_alert_withdraws_it(tmp_path: Path) -> None
     pipeline.track_run(tmp_path / "d2", run_date=d2, settings=settings, store=store)
     pv2 = next(r for r in load_results(tmp_path / "d2") if r.area_id == "preah-vihear")
     assert [a.id for a in pv2.withdrawn] == [gone.id]
+
+
+def test_withdrawn_once_and_a_run_that_did_not_look_is_not_stored(tmp_path: Path) -> None:
+    settings = Settings()
+    store = AlertStore(tmp_path / "tracks.sqlite")
+    days = [DAY - timedelta(days=2), DAY - timedelta(days=1), DAY]
+    for d in days:
+        write_sample_run(tmp_path / d.isoformat(), run_date=d)
+    pipeline.track_run(tmp_path / days[0].isoformat(), run_date=days[0], settings=settings, store=store)
+
+    def drop_first_alert(d: date) -> str:
+        path = tmp_path / d.isoformat() / "areas" / "preah-vihear" / "result.json"
+        pv = next(r for r in load_results(tmp_path / d.isoformat()) if r.area_id == "preah-vihear")
+        path.write_text(pv.model_copy(update={"alerts": pv.alerts[1:]}).model_dump_json(), encoding="utf-8")
+        return pv.alerts[0].id
+
+    gone = drop_first_alert(days[1])
+    drop_first_alert(days[2])
+    for d, expected in ((days[1], [gone]), (days[2], [])):
+        pipeline.track_run(tmp_path / d.isoformat(), run_date=d, settings=settings, store=store)
+        pv = next(r for r in load_results(tmp_path / d.isoformat()) if r.area_id == "preah-vihear")
+        assert [a.id for a in pv.withdrawn] == expected, d
+    # Areas the sample run did not observe are tracked (no alerts) but not stored as runs that looked.
+    unseen = [
+        r.area_id
+        for r in load_results(tmp_path / days[0].isoformat())
+        if r.coverage is not None and r.coverage.status == "not observed"
+    ]
+    assert unseen and all(store.runs(a) == [] for a in unseen)
+    assert store.runs("preah-vihear") == days

@@ -141,6 +141,22 @@ def test_an_undetected_track_is_withdrawn_only_if_its_change_is_in_the_after_win
     assert [t.alert.id for t in out.withdrawn] == ["recent"]
 
 
+def test_a_withdrawal_is_said_once_by_the_run_after_the_last_report() -> None:
+    first = AFTER_START + timedelta(days=2)
+    yesterday = _track(_alert(0, alert_id="yesterday", first=first))
+    before = _track(_alert(40, alert_id="before", first=first), last=DAY - timedelta(days=2))
+    out = track_alerts(
+        [], [yesterday, before], run_date=DAY, after_start=AFTER_START, previous_run=DAY - timedelta(days=1)
+    )
+    assert [t.alert.id for t in out.withdrawn] == ["yesterday"]
+    # Without the previous run's date, the latest report among the tracks stands for it.
+    out = track_alerts([], [yesterday, before], run_date=DAY, after_start=AFTER_START)
+    assert [t.alert.id for t in out.withdrawn] == ["yesterday"]
+    # A withdrawn track seen again later gets its id back.
+    back = track_alerts([_alert(41)], [before], run_date=DAY, after_start=AFTER_START, previous_run=DAY)
+    assert back.alerts[0].id == "before" and back.withdrawn == []
+
+
 def test_seasonal_burns_are_tracked_with_the_alerts() -> None:
     earlier = _track(_alert(0, alert_id="burn", change=ChangeType.BURN_SCAR))
     out = track_alerts(

@@ -276,7 +276,7 @@ def _counts_text(results: list[HotspotResult]) -> str:
     withdrawn = sum(len(r.withdrawn) for r in results)
     if withdrawn:
         text += (
-            f" {withdrawn} alert{'s' if withdrawn != 1 else ''} reported by earlier daily runs "
+            f" {withdrawn} alert{'s' if withdrawn != 1 else ''} reported by the previous daily run "
             f"{'are' if withdrawn != 1 else 'is'} no longer detected (see the area pages)."
         )
     text += _fires_summary(results)

@@ -123,7 +123,7 @@ def withdrawn_line(result: HotspotResult) -> str:
     )
     them = "it" if len(gone) == 1 else "them"
     return (
-        f"No longer detected: {listed}. An earlier daily run reported {them} with change inside this after "
+        f"No longer detected: {listed}. The previous daily run reported {them} with change inside this after "
         f"window, but this run's evidence does not show {them} again: treat as withdrawn."
     )
 

@@ -32,7 +32,7 @@ from monitoring.aoi import AOI, TimeWindows, windows_for
 from monitoring.config import load_settings
 from monitoring.errors import ConfigError, DetectionError, SourceError, StoreError
 from monitoring.progress import ProgressEvent, subscribed
-from monitoring.results import HotspotResult, Windows
+from monitoring.results import Coverage, HotspotResult, Windows
 from monitoring.store import AlertStore
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -77,6 +77,18 @@ class FakePipeline:
             source=source.name,
             simulated=source.simulated,
             status="ok",
+            coverage=Coverage(
+                optical_scenes_before=3,
+                optical_scenes_after=2,
+                optical_observed_fraction=1.0,
+                optical_last_clear=windows.after[1],
+                sar_scenes_before=30,
+                sar_scenes_after=2,
+                sar_observed_fraction=1.0,
+                sar_last=windows.after[1],
+                not_observed_fraction=0.0,
+                status="observed",
+            ),
         )
         pipeline.save_result(result, run_dir)
         return result

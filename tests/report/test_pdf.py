@@ -319,7 +319,7 @@ def test_tracked_alerts_show_their_state_and_withdrawn_ones_are_named(tmp_path: 
     areas = {r.area_id: t for r, t in zip(ordered, texts[1:], strict=True)}
     new = len(r.alerts) - 1
     assert f"{new} new since the last daily run" in texts[0]
-    assert "1 alert reported by earlier daily runs is no longer detected" in texts[0]
+    assert "1 alert reported by the previous daily run is no longer detected" in texts[0]
     page = areas["preah-vihear"]
     assert "No longer detected: pv-gone" in page and "first reported 2025-12-10" in page
     assert "seen again" in page and "since 12-12" in page
@@ -337,5 +337,5 @@ def test_cover_says_no_change_alerts_even_when_some_were_withdrawn(tmp_path: Pat
     quiet = [r.model_copy(update={"alerts": [], "tracked": True, "withdrawn": r.alerts[:1]})]
     text = _counts_text(quiet)
     assert (
-        "No change alerts" in text and "1 alert reported by earlier daily runs is no longer detected" in text
+        "No change alerts" in text and "1 alert reported by the previous daily run is no longer detected" in text
     )
