@@ -3,7 +3,10 @@
 A daily run looks at a 16-day after window, so an event is reported on many consecutive days; each run also redraws
 the outlines from its own evidence, so a centroid-based id changes whenever an outline shifts across a 100 m cell.
 Tracking matches today's alerts to the ones earlier runs reported at the same place (outlines overlapping, same or
-compatible change type), gives them the earlier id, and says what happened since:
+compatible change type; one to one, most alike first), gives them the earlier id, and says what happened since.
+Outlines merge and split as looks enter and leave the window: an earlier alert that today's outline swallowed
+with another is merged (not withdrawn; the earliest first report counts), and a part that split off an earlier
+alert gets its own id but is not new. The states:
 
 - ``new``: no earlier run reported it;
 - ``unconfirmed``: an earlier run reported it, and nothing seen since shows it again (no later clear look: cloud);
@@ -68,6 +71,13 @@ def overlap(a: shapely.Geometry, b: shapely.Geometry) -> float:
     return float(a.intersection(b).area / small)
 
 
+def _iou(a: shapely.Geometry, b: shapely.Geometry) -> float:
+    if not a.intersects(b):
+        return 0.0
+    union = a.union(b).area
+    return float(a.intersection(b).area / union) if union > 0 else 0.0
+
+
 def _lifecycle(alert: Alert, prev: Alert, *, mmu_ha: float) -> str:
     grown = alert.area_ha - prev.area_ha >= max(mmu_ha, GROWTH_SHARE * prev.area_ha)
     radar_again = alert.radar_last_change is not None and (
@@ -105,24 +115,35 @@ def track_alerts(
     today = [*alerts, *seasonal_burns]
     shapes = [shape(a.geometry) for a in today]
     past = [shape(t.alert.geometry) for t in tracks]
+    # Candidate pairs: compatible types, a third of the smaller outline shared. Best first by intersection over
+    # union, so a redrawn outline goes to the track it resembles most, not to a small older one inside it.
     pairs = sorted(
         (
-            (overlap(s, p), i, j)
+            (_iou(s, p), i, j)
             for i, (a, s) in enumerate(zip(today, shapes, strict=True))
             for j, (t, p) in enumerate(zip(tracks, past, strict=True))
-            if compatible(a.change_type, t.alert.change_type)
+            if compatible(a.change_type, t.alert.change_type) and overlap(s, p) >= MIN_OVERLAP
         ),
         key=lambda x: (-x[0], x[1], x[2]),
     )
     match: dict[int, int] = {}
     used: set[int] = set()
-    for share, i, j in pairs:
-        if share < MIN_OVERLAP:
-            break
+    for _, i, j in pairs:
         if i in match or j in used:
             continue
         match[i] = j
         used.add(j)
+    # Outlines merge and split as evidence comes in: a track left over that overlaps an alert matched to another
+    # track merged into it (it is not withdrawn, and its first report counts); an alert left over that overlaps
+    # a matched track split off it (its own id, but not new).
+    merged: dict[int, list[int]] = {}
+    split: dict[int, int] = {}
+    for _, i, j in pairs:
+        if j not in used and i in match:
+            merged.setdefault(i, []).append(j)
+            used.add(j)
+        elif i not in match and i not in split and j in used:
+            split[i] = j
     taken = {t.alert.id for t in tracks}
     out: list[Alert] = []
     for i, a in enumerate(today):
@@ -130,6 +151,13 @@ def track_alerts(
             t = tracks[match[i]]
             update = {
                 "id": t.alert.id,
+                "first_reported": min(tracks[j].first_reported for j in [match[i], *merged.get(i, [])]),
+                "lifecycle": _lifecycle(a, t.alert, mmu_ha=mmu_ha),
+            }
+        elif i in split:
+            t = tracks[split[i]]
+            update = {
+                "id": _unique(a.id, taken),
                 "first_reported": t.first_reported,
                 "lifecycle": _lifecycle(a, t.alert, mmu_ha=mmu_ha),
             }

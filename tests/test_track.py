@@ -120,12 +120,16 @@ def test_radar_vegetation_loss_typed_later_keeps_its_id() -> None:
     assert out.alerts[0].lifecycle == "confirmed"
 
 
-def test_matching_is_one_to_one_and_prefers_the_larger_overlap() -> None:
+def test_matching_is_one_to_one_and_prefers_the_more_alike_outline() -> None:
     earlier = _track(_alert(0, alert_id="old"))
     a, b = _alert(1, alert_id="a"), _alert(6, alert_id="b")  # overlaps 90 % and 40 %
     out = track_alerts([b, a], [earlier], run_date=DAY, after_start=AFTER_START)
     assert [x.id for x in out.alerts] == ["b", "old"]
-    assert out.alerts[0].lifecycle == "new"
+    # b overlaps the track too: a part of it, with its own id, reported since the track's first report.
+    assert out.alerts[0].lifecycle != "new" and out.alerts[0].first_reported == earlier.first_reported
+    # Far enough away, it is new.
+    far = track_alerts([_alert(8, alert_id="c"), a], [earlier], run_date=DAY, after_start=AFTER_START)
+    assert far.alerts[0].lifecycle == "new"
 
 
 def test_a_new_alert_never_takes_an_id_a_track_holds() -> None:
@@ -155,6 +159,36 @@ def test_a_withdrawal_is_said_once_by_the_run_after_the_last_report() -> None:
     # A withdrawn track seen again later gets its id back.
     back = track_alerts([_alert(41)], [before], run_date=DAY, after_start=AFTER_START, previous_run=DAY)
     assert back.alerts[0].id == "before" and back.withdrawn == []
+
+
+def test_a_redrawn_outline_goes_to_the_track_it_resembles_most() -> None:
+    # A small older report lies wholly inside today's outline; yesterday's report is nearly today's outline.
+    small_old = _track(_alert(2, size=4, alert_id="small"), last=DAY - timedelta(days=5))
+    yesterday = _track(_alert(0, size=11, alert_id="big"), first=DAY - timedelta(days=2))
+    out = track_alerts([_alert(0, size=12)], [small_old, yesterday], run_date=DAY, after_start=AFTER_START)
+    assert out.alerts[0].id == "big"
+
+
+def test_merged_outlines_keep_the_earliest_report_and_withdraw_nothing() -> None:
+    west = _track(_alert(0, size=10, alert_id="west"), first=DAY - timedelta(days=6))
+    east = _track(_alert(12, size=10, alert_id="east"), first=DAY - timedelta(days=2))
+    out = track_alerts([_alert(0, size=22)], [west, east], run_date=DAY, after_start=AFTER_START)
+    (merged,) = out.alerts
+    assert merged.id in {"west", "east"} and merged.first_reported == DAY - timedelta(days=6)
+    assert out.withdrawn == []
+
+
+def test_a_part_split_off_an_earlier_alert_has_its_own_id_but_is_not_new() -> None:
+    whole = _track(_alert(0, size=22, alert_id="whole"), first=DAY - timedelta(days=4))
+    out = track_alerts(
+        [_alert(0, size=10, alert_id="p1"), _alert(12, size=10, alert_id="p2")],
+        [whole],
+        run_date=DAY,
+        after_start=AFTER_START,
+    )
+    ids = sorted(a.id for a in out.alerts)
+    assert "whole" in ids and len(set(ids)) == 2
+    assert all(a.lifecycle != "new" and a.first_reported == DAY - timedelta(days=4) for a in out.alerts)
 
 
 def test_seasonal_burns_are_tracked_with_the_alerts() -> None:
@@ -189,9 +223,19 @@ def test_ids_stay_unique_and_tracking_is_repeatable(xs: list[int], past: list[in
     first = track_alerts(today, tracks, run_date=DAY, after_start=AFTER_START)
     ids = [a.id for a in first.alerts]
     assert len(set(ids)) == len(ids)
-    # Every track is either matched today or withdrawn (all changes here began in the after window).
+    # Every track is matched today, merged into a matched alert, or withdrawn (all changes here began in the
+    # after window), and only a track no alert of today overlaps is withdrawn.
     matched = {a.id for a in first.alerts} & {t.alert.id for t in tracks}
-    assert len(matched) + len(first.withdrawn) == len(tracks)
+    withdrawn = {t.alert.id for t in first.withdrawn}
+    assert not matched & withdrawn
+    today_shapes = [shapely.geometry.shape(a.geometry) for a in first.alerts]
+    for t in first.withdrawn:
+        s = shapely.geometry.shape(t.alert.geometry)
+        assert all(overlap(s, o) < 0.3 for o in today_shapes)
+    # An alert is new only if it overlaps no track.
+    for a, s in zip(first.alerts, today_shapes, strict=True):
+        if a.lifecycle == "new":
+            assert all(overlap(s, shapely.geometry.shape(t.alert.geometry)) < 0.3 for t in tracks)
     # Repeating a run (its alerts already tracked) gives the same ids and states.
     again = track_alerts(first.alerts, tracks, run_date=DAY, after_start=AFTER_START)
     assert [(a.id, a.lifecycle) for a in again.alerts] == [(a.id, a.lifecycle) for a in first.alerts]
