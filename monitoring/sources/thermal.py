@@ -51,9 +51,11 @@ INSTRUMENTS: tuple[str, ...] = tuple(INSTRUMENT_PIXEL_M)
 PIXEL_M_RANGE: dict[str, tuple[float, float]] = {"VIIRS": (200.0, 2000.0), "MODIS": (500.0, 6000.0)}
 """Bounds (inclusive) of a detection's pixel_m by instrument: generous around what the sensors give (VIIRS
 0.32-0.8 km, MODIS 1-4.8 km), so that only a unit or parsing error falls outside."""
-MARGIN_DEG = 0.01
-"""Detections are returned for the AOI's WGS84 bounding box widened by this much (~1.1 km): a VIIRS pixel whose
-centre lies just outside still covers the area's edge."""
+MARGIN_DEG = 0.05
+"""Detections are returned for the AOI's WGS84 bounding box widened by this much (~5.4 km in longitude at the
+border's 14.5 N, 5.6 km in latitude): more than the largest pixel a detection counts within (MODIS at the swath
+edge, ~4.8 km along scan), so a pixel centred outside the area that still reaches an alert at its edge is
+fetched. Only detections inside the footprint are listed and counted for the area."""
 
 
 @runtime_checkable

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import pickle
 import time
 from collections.abc import Iterator
@@ -347,9 +348,21 @@ def test_repeated_rows_are_dropped(aoi: AOI) -> None:
     assert len(select_fires([frame, frame], aoi, *DEC)) == 1
 
 
-def test_rows_outside_the_days_or_the_box_are_dropped(aoi: AOI) -> None:
+def test_the_request_reaches_as_far_as_the_largest_pixel(aoi: AOI) -> None:
+    # A MODIS pixel at the swath edge (~4.8 km along scan) centred outside the area can still cover an alert
+    # on its edge: the box FIRMS is asked for must reach that far on every side, at the border's latitudes.
+    w, s, e, n = search_bbox(aoi)
+    aw, as_, ae, an = aoi.bbox_wgs84()
+    m_per_deg_lon = 111_320 * math.cos(math.radians(max(abs(s), abs(n))))
+    assert min(aw - w, e - ae) * m_per_deg_lon >= 4800
+    assert min(as_ - s, n - an) * 110_574 >= 4800
+
+
+def test_rows_outside_the_days_or_the_box_are_dropped() -> None:
+    aoi = aoi_from_bbox((104.66003, 14.38003, 104.70003, 14.41003), aoi_id="fake-firms")
     w, s, e, n = search_bbox(aoi)
     # FIRMS is asked for the box rounded outwards: a pixel just beyond it comes back and must go.
+    assert float(area_param((w, s, e, n)).split(",")[2]) > e + 0.00005
     beyond = det("VIIRS_SNPP_NRT", date(2025, 12, 9), 600, longitude=e + 0.00005)
     with FakeFirmsServer([beyond, det("VIIRS_SNPP_NRT", date(2025, 12, 9), 601)]) as srv:
         fires = source_for(srv, products=("VIIRS_SNPP",)).load_fires(aoi, *DEC)
@@ -403,7 +416,7 @@ def test_a_spent_transaction_limit_names_the_request_and_the_limit(aoi: AOI) -> 
         with pytest.raises(FirmsLimitError) as err:
             source_for(srv).load_fires(aoi, *DEC)
     msg = str(err.value)
-    assert msg.startswith("FIRMS VIIRS_SNPP_NRT 2025-12-06..2025-12-10 for area 'fake-firms' (bbox 104.6500,")
+    assert msg.startswith("FIRMS VIIRS_SNPP_NRT 2025-12-06..2025-12-10 for area 'fake-firms' (bbox 104.6100,")
     assert "Exceeding allowed transaction limit." in msg and "5000 transactions per 10 minutes" in msg
     assert "wait 10 minutes" in msg and MAP_KEY not in msg and one_line(msg)
 
