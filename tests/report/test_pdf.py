@@ -337,5 +337,6 @@ def test_cover_says_no_change_alerts_even_when_some_were_withdrawn(tmp_path: Pat
     quiet = [r.model_copy(update={"alerts": [], "tracked": True, "withdrawn": r.alerts[:1]})]
     text = _counts_text(quiet)
     assert (
-        "No change alerts" in text and "1 alert reported by the previous daily run is no longer detected" in text
+        "No change alerts" in text
+        and "1 alert reported by the previous daily run is no longer detected" in text
     )
