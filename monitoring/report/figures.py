@@ -38,6 +38,8 @@ CHANGE_COLOURS: dict[ChangeType, str] = {
 UNOBSERVED_RGBA = (0.35, 0.35, 0.35, 0.6)
 FARM_BURNING_COLOUR = "#d9d9d9"
 """Burns set aside as the season's farm burning: context, drawn thin and pale beneath the alerts."""
+WITHDRAWN_COLOUR = "#737373"
+"""Alerts the previous daily run reported that this run no longer detects: dotted grey, where they were."""
 FIRE_COLOUR = "#f03b20"
 """Active-fire detections: small orange-red triangles with a black edge and a white halo, a shape no alert has, so
 they read on dark burn scars, pale fields and in greyscale print alike."""
@@ -205,6 +207,18 @@ def area_figure(result: HotspotResult, chips: Chips, *, order: list[Alert], dpi:
             ax.plot(
                 x, y, color=FARM_BURNING_COLOUR, linewidth=0.9, linestyle=(0, (2, 1)), path_effects=_THIN_HALO
             )
+    for alert in result.withdrawn:
+        for poly in alert_polygons(alert, result.crs):
+            x, y = poly.exterior.xy
+            ax.plot(
+                x,
+                y,
+                color=WITHDRAWN_COLOUR,
+                linewidth=1.0,
+                linestyle=(0, (1, 1)),
+                path_effects=_THIN_HALO,
+                gid="withdrawn-alerts",
+            )
     present: list[ChangeType] = []
     for number, alert in enumerate(order, start=1):
         colour = CHANGE_COLOURS[alert.change_type]
@@ -265,6 +279,18 @@ def area_figure(result: HotspotResult, chips: Chips, *, order: list[Alert], dpi:
                 linestyle=(0, (2, 1)),
                 path_effects=_THIN_HALO,
                 label="Farm burning",
+            )
+        )
+    if result.withdrawn:
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color=WITHDRAWN_COLOUR,
+                linewidth=1.2,
+                linestyle=(0, (1, 1)),
+                path_effects=_THIN_HALO,
+                label="No longer detected",
             )
         )
     if fx.size:

@@ -780,6 +780,11 @@ def _figure(
             else ""
         )
         + (
+            "; dotted grey: alerts the previous daily run reported that this run no longer detects"
+            if result.withdrawn
+            else ""
+        )
+        + (
             "; red triangles: active-fire detections (VIIRS/MODIS) in the after window, at the centre of the "
             "pixel that saw the fire (375 m VIIRS, 1 km MODIS): the fire lay somewhere in that pixel"
             if result.fires

@@ -340,3 +340,17 @@ def test_cover_says_no_change_alerts_even_when_some_were_withdrawn(tmp_path: Pat
         "No change alerts" in text
         and "1 alert reported by the previous daily run is no longer detected" in text
     )
+
+
+def test_map_outlines_withdrawn_alerts_where_they_were(tmp_path: Path) -> None:
+    from monitoring.report import figures
+
+    r, chips = next((r, c) for r, c in sample_results(RUN_DATE, simulated=True, size_px=64) if r.alerts and c)
+    plain = figures.area_figure(r, chips, order=r.alerts)
+    assert not [line for line in plain.axes[0].get_lines() if line.get_gid() == "withdrawn-alerts"]
+    gone = r.model_copy(update={"alerts": r.alerts[1:], "tracked": True, "withdrawn": r.alerts[:1]})
+    fig = figures.area_figure(gone, chips, order=gone.alerts)
+    drawn = [line for line in fig.axes[0].get_lines() if line.get_gid() == "withdrawn-alerts"]
+    assert len(drawn) == len(figures.alert_polygons(r.alerts[0], r.crs))
+    labels = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+    assert "No longer detected" in labels
