@@ -30,6 +30,7 @@ from monitoring.config import (
 )
 from monitoring.errors import ConfigError, SourceError
 from monitoring.progress import ProgressEvent, emit
+from monitoring.results import LIFECYCLE_LABELS
 from monitoring.store import AlertStore
 
 
@@ -234,7 +235,13 @@ def track_alerts(run_dir: str, run_date: date, store: str, settings: dict[str, A
     counts = pipeline.track_run(
         Path(run_dir), run_date=run_date, settings=settings_from_dict(settings), store=AlertStore(store)
     )
-    emit(ProgressEvent("track", "finished", detail=", ".join(f"{n} {s}" for s, n in sorted(counts.items()))))
+    emit(
+        ProgressEvent(
+            "track",
+            "finished",
+            detail=", ".join(f"{counts[s]} {s}" for s in (*LIFECYCLE_LABELS, "untracked") if counts.get(s)),
+        )
+    )
     return counts
 
 
