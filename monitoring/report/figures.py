@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import io
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import matplotlib
@@ -36,9 +37,24 @@ CHANGE_COLOURS: dict[ChangeType, str] = {
     ChangeType.VEGETATION_LOSS: "#4363d8",  # not white: it must show on the hatching of what optics could not see
 }
 UNOBSERVED_RGBA = (0.35, 0.35, 0.35, 0.6)
-FARM_BURNING_COLOUR = "#d9d9d9"
-"""Burns set aside as the season's farm burning: context, drawn thin and pale beneath the alerts."""
-WITHDRAWN_COLOUR = "#737373"
+
+
+@dataclass(frozen=True)
+class ContextStyle:
+    """How the map draws polygons that are context, not alerts: thin broken outlines beneath the alerts."""
+
+    label: str
+    line: dict[str, Any]
+    """matplotlib line properties (colour, dashes, gid)."""
+
+
+FARM_BURNING = ContextStyle(
+    "Farm burning", {"color": "#d9d9d9", "linestyle": (0, (2, 1)), "gid": "seasonal-burns"}
+)
+"""Burns set aside as the season's farm burning: pale dashed."""
+WITHDRAWN = ContextStyle(
+    "No longer detected", {"color": "#737373", "linestyle": (0, (1, 1)), "gid": "withdrawn-alerts"}
+)
 """Alerts the previous daily run reported that this run no longer detects: dotted grey, where they were."""
 FIRE_COLOUR = "#f03b20"
 """Active-fire detections: small orange-red triangles with a black edge and a white halo, a shape no alert has, so
@@ -201,24 +217,13 @@ def area_figure(result: HotspotResult, chips: Chips, *, order: list[Alert], dpi:
     _panel(ax_before, chips.before_rgb, extent, f"Before  {date_range(w.before)}")
     _panel(ax_after, chips.after_rgb, extent, f"After  {date_range(w.after)}")
     _hatch_unobserved(ax, chips.unobserved, extent)
-    for alert in result.seasonal_burns:
-        for poly in alert_polygons(alert, result.crs):
-            x, y = poly.exterior.xy
-            ax.plot(
-                x, y, color=FARM_BURNING_COLOUR, linewidth=0.9, linestyle=(0, (2, 1)), path_effects=_THIN_HALO
-            )
-    for alert in result.withdrawn:
-        for poly in alert_polygons(alert, result.crs):
-            x, y = poly.exterior.xy
-            ax.plot(
-                x,
-                y,
-                color=WITHDRAWN_COLOUR,
-                linewidth=1.0,
-                linestyle=(0, (1, 1)),
-                path_effects=_THIN_HALO,
-                gid="withdrawn-alerts",
-            )
+    # Context beneath the alerts, thin and broken: burns set aside as farm burning, alerts no longer detected.
+    context = [(FARM_BURNING, result.seasonal_burns), (WITHDRAWN, result.withdrawn)]
+    for style, alerts in context:
+        for alert in alerts:
+            for poly in alert_polygons(alert, result.crs):
+                x, y = poly.exterior.xy
+                ax.plot(x, y, linewidth=0.9, path_effects=_THIN_HALO, **style.line)
     present: list[ChangeType] = []
     for number, alert in enumerate(order, start=1):
         colour = CHANGE_COLOURS[alert.change_type]
@@ -269,30 +274,11 @@ def area_figure(result: HotspotResult, chips: Chips, *, order: list[Alert], dpi:
         Line2D([], [], color=CHANGE_COLOURS[t], linewidth=2.2, path_effects=_HALO, label=CHANGE_LABELS[t])
         for t in present
     ]
-    if result.seasonal_burns:
-        handles.append(
-            Line2D(
-                [],
-                [],
-                color=FARM_BURNING_COLOUR,
-                linewidth=1.2,
-                linestyle=(0, (2, 1)),
-                path_effects=_THIN_HALO,
-                label="Farm burning",
-            )
-        )
-    if result.withdrawn:
-        handles.append(
-            Line2D(
-                [],
-                [],
-                color=WITHDRAWN_COLOUR,
-                linewidth=1.2,
-                linestyle=(0, (1, 1)),
-                path_effects=_THIN_HALO,
-                label="No longer detected",
-            )
-        )
+    handles += [
+        Line2D([], [], linewidth=1.2, path_effects=_THIN_HALO, label=style.label, **style.line)
+        for style, alerts in context
+        if alerts
+    ]
     if fx.size:
         handles.append(Line2D([], [], **FIRE_MARKER, path_effects=_FIRE_HALO, label=FIRE_LABEL))
     if chips.unobserved.any():

@@ -707,40 +707,34 @@ def _alert_table(order: list[Alert], st: _Styles) -> list[Flowable]:
             ]
         )
     )
+    notes = [
+        (
+            any(a.seasonal for a in shown),
+            "<i>farm</i>: a burn scar mostly on cropland, where farmers burn their stubble. More looks of it "
+            "and an active fire (stubble fires are hot too) do not raise its confidence; only a second imaging "
+            "sensor (radar) does.",
+        ),
+        (
+            any(a.thermal_detections is not None for a in shown),
+            "Active fire: the first VIIRS/MODIS detection within its pixel (375 m / 1 km at nadir, more off nadir) "
+            "of the alert between its last clear look before and its first observation, in local time (UTC+7), "
+            "and the number of detections (det.); for a burn scar, the best estimate of when it burnt. "
+            "<i>none</i>: checked, no fire seen (thick cloud hides fires too); <i>not checked</i>: no thermal "
+            "data in this run.",
+        ),
+        (
+            any(a.lifecycle is not None for a in shown),
+            "State, across daily runs: <i>new</i>: first reported today; <i>not seen again yet</i>: an earlier "
+            "run reported it and no later clear look has shown it since; <i>seen again</i>: a later "
+            "observation still shows it; <i>still changing</i>: since the last report it grew or radar found "
+            "a later change (repeated strikes). <i>since</i>: the day it was first reported. "
+            "Ad hoc checks are not tracked (—).",
+        ),
+    ]
     out: list[Flowable] = [t]
-    if any(a.seasonal for a in shown):
-        out.append(Spacer(1, 2))
-        out.append(
-            _p(
-                "<i>farm</i>: a burn scar mostly on cropland, where farmers burn their stubble. More looks of it "
-                "and an active fire (stubble fires are hot too) do not raise its confidence; only a second imaging "
-                "sensor (radar) does.",
-                st.caption,
-            )
-        )
-    if any(a.thermal_detections is not None for a in shown):
-        out.append(Spacer(1, 2))
-        out.append(
-            _p(
-                "Active fire: the first VIIRS/MODIS detection within its pixel (375 m / 1 km at nadir, more off nadir) of the alert between its "
-                "last clear look before and its first observation, in local time (UTC+7), and the number of "
-                "detections (det.); for a burn scar, the best estimate of when it burnt. <i>none</i>: checked, "
-                "no fire seen (thick cloud hides fires too); <i>not checked</i>: no thermal data in this run.",
-                st.caption,
-            )
-        )
-    if any(a.lifecycle is not None for a in shown):
-        out.append(Spacer(1, 2))
-        out.append(
-            _p(
-                "State, across daily runs: <i>new</i>: first reported today; <i>not seen again yet</i>: an earlier "
-                "run reported it and no later clear look has shown it since; <i>seen again</i>: a later "
-                "observation still shows it; <i>still changing</i>: since the last report it grew or radar found "
-                "a later change (repeated strikes). <i>since</i>: the day it was first reported. "
-                "Ad hoc checks are not tracked (—).",
-                st.caption,
-            )
-        )
+    for wanted, text in notes:
+        if wanted:
+            out += [Spacer(1, 2), _p(text, st.caption)]
     if len(order) > len(shown):
         rest = order[len(shown) :]
         out.append(
