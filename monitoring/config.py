@@ -334,6 +334,17 @@ def _format_validation_error(path: Path, err: ValidationError, data: Any) -> str
     return f"{path}: {where}field '{field}': {first['msg']}{shown}. Fix that value in the file and run again."
 
 
+def yaml_error(path: Path, e: yaml.YAMLError) -> ConfigError:
+    """One line naming the file, the line and column, and the YAML problem (a value with ': ' in it is the usual
+    cause: quote it)."""
+    mark = getattr(e, "problem_mark", None)
+    problem = getattr(e, "problem", None) or (str(e).splitlines() or [e.__class__.__name__])[0]
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return ConfigError(
+        f"{path}: not valid YAML{where} ({problem}). Fix the syntax there; quote a value that holds ': '."
+    )
+
+
 def _read_yaml(path: Path) -> Any:
     if not path.exists():
         raise ConfigError(
@@ -342,9 +353,7 @@ def _read_yaml(path: Path) -> Any:
     try:
         return yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
-        raise ConfigError(
-            f"{path}: not valid YAML ({e.__class__.__name__}: {str(e).splitlines()[0]})."
-        ) from e
+        raise yaml_error(path, e) from e
 
 
 def load_hotspots(path: Path | None = None) -> list[HotSpot]:

@@ -141,7 +141,7 @@ def test_bad_hotspot_file_one_line(config_copy: Path, edit: str, expected: list[
 
 def test_invalid_yaml_one_line(config_copy: Path) -> None:
     path = _write(config_copy / "hotspots.yaml", "hotspots:\n  - id: x\n   name: [unclosed\n")
-    with pytest.raises(ConfigError, match="not valid YAML") as e:
+    with pytest.raises(ConfigError, match="not valid YAML at line 3, column") as e:
         load_hotspots()
     assert "\n" not in str(e.value) and str(path) in str(e.value)
 

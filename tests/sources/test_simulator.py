@@ -411,6 +411,13 @@ def test_unreadable_scenario_files(tmp_path: Path) -> None:
     (tmp_path / "broken.yaml").write_text("events: [\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_scenario(tmp_path / "broken.yaml")
+    # The usual slip: an unquoted description with ': ' in it. The error says where.
+    (tmp_path / "colon.yaml").write_text(
+        "name: x\nevents:\n  - id: a\n    description: one strike: not repeated\n", encoding="utf-8"
+    )
+    with pytest.raises(ConfigError, match=r"colon\.yaml: not valid YAML at line 4, column \d+ .*quote") as e:
+        load_scenario(tmp_path / "colon.yaml")
+    assert "\n" not in str(e.value)
 
 
 # -- the default scenario ----------------------------------------------------------------------------------

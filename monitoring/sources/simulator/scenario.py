@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from monitoring.config import yaml_error
 from monitoring.errors import ConfigError
 from monitoring.results import ChangeType
 
@@ -138,8 +139,7 @@ def load_scenario(path: str | Path) -> Scenario:
     try:
         data = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
     except yaml.YAMLError as e:
-        first = str(e).splitlines()[0] if str(e) else ""
-        raise ConfigError(f"{path}: not valid YAML ({e.__class__.__name__}: {first}). Fix the syntax.") from e
+        raise yaml_error(path, e) from e
     if data is None:
         data = {}
     if not isinstance(data, dict):
