@@ -76,6 +76,9 @@ minimum mapping unit (an object of that size whose edge pixels, about half of it
 Without this, one-pixel specks in a patch of haze grow into alerts."""
 SAR_METHOD = "s1-welch-t"
 """The radar change whose signed dB score tells roughened ground (crater fields) from smoothed (earthworks)."""
+RADAR_LAST_SHARE = 0.25
+"""An alert's radar_last_change is the latest pass at which at least this share of its radar-dated pixels had a
+change point (the omnibus test's last change interval), not the latest of any one pixel."""
 OPTICAL_CHANGE = "cva"
 """The optical change test (change vector over six bands) that completes a radar structural-damage region."""
 
@@ -651,8 +654,12 @@ def vectorise_alerts(
         p_value = float(np.nanmin(p[pix])) if p is not None and "sentinel-1" in sensors else None
         radar_last_change = None
         change_last = L.get(f"{SAR_METHOD}.change_last")
-        if change_last is not None and "sentinel-1" in sensors and (change_last[pix] >= 0).any():
-            radar_last_change = _day(evidence.times[SAR_METHOD][int(change_last[pix].max())])
+        dated = change_last[pix][change_last[pix] >= 0] if change_last is not None else np.empty(0, "int32")
+        if "sentinel-1" in sensors and dated.size:
+            # Not the maximum: over hundreds of pixels some speckle always makes a change point at the latest
+            # pass. The latest pass by which a quarter of the dated pixels had still changed is a region's.
+            last = int(np.quantile(dated, 1.0 - RADAR_LAST_SHARE, method="lower"))
+            radar_last_change = _day(evidence.times[SAR_METHOD][last])
         scene_ids = [
             s for m in sorted(methods) for s in _scenes_between(evidence, m, before_i if m == method else -1)
         ]

@@ -479,6 +479,14 @@ def test_radar_alerts_carry_the_last_change_point_the_omnibus_test_dated() -> No
     burn, struct = vectorise_alerts(ev, geobox=aoi.geobox, area_id="x", mmu_ha=0.2)
     assert str(struct.radar_last_change) == "2025-12-11"
     assert burn.radar_last_change is None  # radar did not see the burn
+    # A few speckled pixels dated earlier or later do not move a region's date; a quarter of it does.
+    for share, expected in ((0.1, "2025-12-06"), (0.3, "2025-12-11")):
+        change_last = np.full(aoi.shape, -1, "int32")
+        change_last[40:50, 40:45] = 1
+        change_last[40 : 40 + round(10 * share), 40:45] = 2
+        ev2 = Evidence(**{**ev.__dict__, "layers": {**ev.layers, "s1-welch-t.change_last": change_last}})
+        _, struct = vectorise_alerts(ev2, geobox=aoi.geobox, area_id="x", mmu_ha=0.2)
+        assert str(struct.radar_last_change) == expected, share
 
 
 def _radar_evidence(
