@@ -439,7 +439,6 @@ def track_run(run_dir: Path, *, run_date: date, settings: Settings, store: Alert
             after_start=result.windows.after[0],
             seasonal_burns=result.seasonal_burns,
             previous_run=store.previous_run(result.area_id, before=run_date),
-            mmu_ha=settings.thresholds.mmu_ha,
         )
         withdrawn = [t.alert for t in tracked.withdrawn] if result.area_id in looked else []
         updated.append(

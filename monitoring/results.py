@@ -46,8 +46,8 @@ class Confidence(StrEnum):
 
 Lifecycle = Literal["new", "unconfirmed", "confirmed", "ongoing"]
 """new: first reported by this run; unconfirmed: reported by an earlier run, not seen again since (no later clear
-look); confirmed: a later observation still shows it; ongoing: since the last report the outline grew or radar
-found a later change point."""
+look); confirmed: a later observation still shows it; ongoing: radar dated a change point after what the last
+report had seen (repeated strikes)."""
 
 LIFECYCLE_LABELS: dict[str, str] = {
     "new": "new",

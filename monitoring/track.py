@@ -11,8 +11,9 @@ alert gets its own id but is not new. The states:
 - ``new``: no earlier run reported it;
 - ``unconfirmed``: an earlier run reported it, and nothing seen since shows it again (no later clear look: cloud);
 - ``confirmed``: an earlier run reported it, and a later observation (optical or radar) still shows it;
-- ``ongoing``: as confirmed, and the ground kept changing since the last report: the outline grew, or radar found
-  a later change point (repeated strikes).
+- ``ongoing``: as confirmed, and the ground kept changing since the last report: radar dated a change point
+  after it (repeated strikes). An outline that grew is not enough: a new clear look, or a second sensor, shows
+  more of the same change, and nothing in one run's alert tells that from a change that spread.
 
 Alerts the previous run reported whose change began inside today's after window but that today's run no longer
 detects are listed as withdrawn, once: today's evidence no longer supports them (e.g. what looked like change was
@@ -32,8 +33,6 @@ from monitoring.results import UNTYPED_AS, Alert, ChangeType
 
 MIN_OVERLAP = 0.3
 """Share of the smaller outline that must lie inside the other for two alerts to be the same change."""
-GROWTH_SHARE = 0.25
-"""An alert that grew by this share of its last reported area (and by at least the mapping unit) is ongoing."""
 
 
 @dataclass(frozen=True)
@@ -78,15 +77,12 @@ def _iou(a: shapely.Geometry, b: shapely.Geometry) -> float:
     return float(a.intersection(b).area / union) if union > 0 else 0.0
 
 
-def _lifecycle(alert: Alert, prev: Alert, *, mmu_ha: float) -> str:
-    grown = alert.area_ha - prev.area_ha >= max(mmu_ha, GROWTH_SHARE * prev.area_ha)
-    radar_again = alert.radar_last_change is not None and (
-        prev.radar_last_change is None or alert.radar_last_change > prev.radar_last_change
-    )
-    if grown or radar_again:
+def _lifecycle(alert: Alert, prev: Alert) -> str:
+    # A change point radar dated after everything the last report had seen: the ground changed again since.
+    known = max(d for d in (prev.radar_last_change, prev.last_observed) if d is not None)
+    if alert.radar_last_change is not None and alert.radar_last_change > known:
         return "ongoing"
-    later_look = alert.last_observed > prev.last_observed or radar_again
-    if later_look or prev.lifecycle in ("confirmed", "ongoing"):
+    if alert.last_observed > prev.last_observed or prev.lifecycle in ("confirmed", "ongoing"):
         return "confirmed"
     return "unconfirmed"
 
@@ -99,7 +95,6 @@ def track_alerts(
     after_start: date,
     seasonal_burns: list[Alert] | None = None,
     previous_run: date | None = None,
-    mmu_ha: float = 0.2,
 ) -> Tracked:
     """Match today's alerts (and set-aside seasonal burns) of one area to the earlier runs' tracks.
 
@@ -152,14 +147,14 @@ def track_alerts(
             update = {
                 "id": t.alert.id,
                 "first_reported": min(tracks[j].first_reported for j in [match[i], *merged.get(i, [])]),
-                "lifecycle": _lifecycle(a, t.alert, mmu_ha=mmu_ha),
+                "lifecycle": _lifecycle(a, t.alert),
             }
         elif i in split:
             t = tracks[split[i]]
             update = {
                 "id": _unique(a.id, taken),
                 "first_reported": t.first_reported,
-                "lifecycle": _lifecycle(a, t.alert, mmu_ha=mmu_ha),
+                "lifecycle": _lifecycle(a, t.alert),
             }
         else:
             update = {"id": _unique(a.id, taken), "first_reported": run_date, "lifecycle": "new"}

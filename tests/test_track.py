@@ -78,8 +78,11 @@ def test_a_shifted_outline_keeps_the_earlier_id_and_first_report() -> None:
     [
         ({}, "unconfirmed"),  # the same looks as yesterday (cloud since): nothing new shows it
         ({"last": date(2025, 12, 21)}, "confirmed"),  # a later clear look still shows it
-        ({"size": 14, "last": date(2025, 12, 21)}, "ongoing"),  # it grew by ~1 ha (96 %)
-        ({"radar_last": date(2025, 12, 20)}, "ongoing"),  # radar saw the ground change again
+        # It grew by ~1 ha (96 %): the later look shows more of it, not that the ground changed again.
+        ({"size": 14, "last": date(2025, 12, 21)}, "confirmed"),
+        ({"radar_last": date(2025, 12, 20)}, "ongoing"),  # radar dated a change after the last report's looks
+        # A change point after the last one reported but within what that report had seen is not news.
+        ({"radar_last": date(2025, 12, 16)}, "unconfirmed"),
     ],
 )
 def test_lifecycle_says_what_happened_since_the_last_report(today: dict, state: str) -> None:
@@ -94,11 +97,22 @@ def test_a_confirmed_alert_stays_confirmed_without_a_later_look() -> None:
     assert out.alerts[0].lifecycle == "confirmed"
 
 
-def test_small_growth_is_not_ongoing() -> None:
-    # +0.1 ha on a 1.2 ha alert: an outline redrawn from one more look, not new damage.
-    earlier = _track(_alert(0, size=10))
-    out = track_alerts([_alert(0, size=10.4)], [earlier], run_date=DAY, after_start=AFTER_START)
-    assert out.alerts[0].lifecycle == "unconfirmed"
+def test_an_earlier_report_without_radar_dates_is_compared_with_its_last_look() -> None:
+    earlier = _track(_alert(0, change=ChangeType.BURN_SCAR, last=date(2025, 12, 18)))
+    same = track_alerts(
+        [_alert(0, change=ChangeType.BURN_SCAR, radar_last=date(2025, 12, 12))],
+        [earlier],
+        run_date=DAY,
+        after_start=AFTER_START,
+    )
+    assert same.alerts[0].lifecycle == "unconfirmed"
+    later = track_alerts(
+        [_alert(0, change=ChangeType.BURN_SCAR, radar_last=date(2025, 12, 21))],
+        [earlier],
+        run_date=DAY,
+        after_start=AFTER_START,
+    )
+    assert later.alerts[0].lifecycle == "ongoing"
 
 
 def test_other_places_and_other_types_do_not_match() -> None:

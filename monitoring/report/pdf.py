@@ -726,8 +726,8 @@ def _alert_table(order: list[Alert], st: _Styles) -> list[Flowable]:
             any(a.lifecycle is not None for a in shown),
             "State, across daily runs: <i>new</i>: first reported today; <i>not seen again yet</i>: an earlier "
             "run reported it and no later clear look has shown it since; <i>seen again</i>: a later "
-            "observation still shows it; <i>still changing</i>: since the last report it grew or radar found "
-            "a later change (repeated strikes). <i>since</i>: the day it was first reported. "
+            "observation still shows it; <i>still changing</i>: radar dated a change after what the last report "
+            "had seen (repeated strikes). <i>since</i>: the day it was first reported. "
             "Ad hoc checks are not tracked (—).",
         ),
     ]
