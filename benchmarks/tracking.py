@@ -81,6 +81,7 @@ def run(hotspots: list[str], start: date, days: int, scenario: str | None, out: 
             "ids_unique": len(ids) == sum(len(r.alerts) + len(r.seasonal_burns) for r in results),
             "seconds": round(time.perf_counter() - t0, 1),
             "new": [_describe(a) for a in alerts if a.lifecycle == "new"],
+            "ongoing": [_describe(a) for a in alerts if a.lifecycle == "ongoing"],
             "withdrawn_detail": [
                 f"{_describe(g)}; {_nearest(g, shapes)}" for r in results for g in r.withdrawn
             ],
@@ -94,8 +95,9 @@ def run(hotspots: list[str], start: date, days: int, scenario: str | None, out: 
             flush=True,
         )
         if k:
-            for line in row["new"]:
-                print(f"    new: {line}")
+            for kind in ("new", "ongoing"):
+                for line in row[kind]:
+                    print(f"    {kind}: {line}")
         for line in row["withdrawn_detail"]:
             print(f"    withdrawn: {line}")
     later = per_day[1:]
@@ -131,6 +133,7 @@ def _describe(a: Alert) -> str:
     return (
         f"{a.id} {a.change_type.value} {a.area_ha} ha {a.confidence.value} "
         f"first observed {a.first_observed} last {a.last_observed}"
+        + (f" radar last change {a.radar_last_change}" if a.radar_last_change else "")
     )
 
 

@@ -475,3 +475,19 @@ def test_default_events_have_their_size_and_strikes_hit_buildings(default: Scena
         assert abs(area - ev.size_ha) <= 0.25 * ev.size_ha, (ev.id, area, ev.size_ha)
         if ev.type == "structural_damage":
             assert np.all(er.land[er.mask] == BUILDING), ev.id
+
+
+@pytest.mark.parametrize(
+    "path", sorted((PROJECT_ROOT / "config" / "scenarios").glob("*.yaml")), ids=lambda p: p.stem
+)
+def test_every_shipped_scenario_loads_and_places_its_events_in_their_hot_spots(path: Path) -> None:
+    scenario = load_scenario(path)
+    assert scenario.name == path.stem
+    assert "not a record of real damage" in path.read_text(encoding="utf-8").lower()
+    hotspots = {h.id: h for h in load_hotspots(PROJECT_ROOT / "config" / "hotspots.yaml")}
+    assert {e.hotspot for e in scenario.events} <= set(hotspots)
+    src = SimulatorSource(scenario, seed=2025)
+    for hid in sorted({e.hotspot for e in scenario.events}):
+        found = {g.id for g in src.ground_truth(aoi_from_hotspot(hotspots[hid]), date(2026, 12, 31))}
+        own = {e.id for e in scenario.events if e.hotspot == hid}
+        assert own <= found, f"{path.name}: {hid}: events outside the area: {sorted(own - found)}"
