@@ -15,7 +15,7 @@ from pyproj import Transformer
 from monitoring.aoi import AOI, aoi_from_bbox, aoi_from_hotspot
 from monitoring.config import HotSpot
 from monitoring.sources.simulator import Scenario, ScenarioEvent, SimulatorSource
-from monitoring.sources.simulator.events import scenario_anchors
+from monitoring.sources.simulator.events import render_event, scenario_anchors
 from monitoring.sources.simulator.landcover import PADDY, render_ground
 from monitoring.sources.simulator.scenario import BackgroundSettings, CloudSettings
 from monitoring.sources.simulator.spectra import PADDY_STATES, paddy_weights
@@ -27,6 +27,8 @@ from monitoring.sources.simulator.thermal import (
     ORBIT_MIN,
     REGION_LAT,
     REGION_LON,
+    STRUCTURE_FIRE_HOURS,
+    STRUCTURE_MIN_RESIDENCE_S,
     detection_probability,
     event_fire,
     fire_pixels,
@@ -291,10 +293,35 @@ def test_no_fire_is_seen_through_overcast(pv_aoi: AOI) -> None:
     assert len(src.load_fires(pv_aoi, *DECEMBER)) == 0
 
 
-def test_craters_ruins_and_earthworks_do_not_burn(pv_aoi: AOI) -> None:
-    src = SimulatorSource(Scenario(clouds=CLEAR, background=QUIET, events=_others()), seed=2025)
+def test_craters_and_earthworks_do_not_burn_struck_houses_burn_where_burnt_out(pv_aoi: AOI) -> None:
+    scenario = Scenario(clouds=CLEAR, background=QUIET, events=_others())
+    src = SimulatorSource(scenario, seed=2025)
     assert len(src.ground_truth(pv_aoi, DECEMBER[1])) == 3
-    assert len(src.load_fires(pv_aoi, *DECEMBER)) == 0
+    world = world_for(pv_aoi.geobox, 2025)
+    anchors = scenario_anchors(world, scenario)
+    craters, works, houses = _others()
+    assert event_fire(world, craters, anchors) is None and event_fire(world, works, anchors) is None
+    fire = event_fire(world, houses, anchors)
+    er = render_event(world, houses, anchors)
+    burnt = er.mask & (er.aux > 0)
+    # The blocks the optical scenes show burnt out, and only those (about a third of the houses).
+    assert fire is not None and 0 < fire.x.size == burnt.sum() < er.mask.sum()
+    rows, cols = np.nonzero(burnt)
+    assert set(zip(fire.x, fire.y, strict=True)) == set(
+        zip(er.window.xs[cols], er.window.ys[rows], strict=True)
+    )
+    hours = (fire.end_s - fire.start_s) / 3600.0
+    assert STRUCTURE_FIRE_HOURS[0] <= hours <= STRUCTURE_FIRE_HOURS[1] + STRUCTURE_MIN_RESIDENCE_S / 3600.0
+    # Lit after the day's Sentinel-2 pass: the scene of the strike's day shows neither the ruins nor the fire.
+    start = datetime.fromtimestamp(fire.start_s, UTC) + timedelta(hours=houses.lon / 15.0)
+    assert start.date() == houses.date and start.hour >= 11
+    # Detections, where a pass caught the fire, lie within a VIIRS pixel of the houses and after the strike.
+    fires = src.load_fires(pv_aoi, *DECEMBER)
+    to_utm = _utm(pv_aoi)
+    for lon, lat, t in zip(fires["longitude"], fires["latitude"], fires["time"], strict=True):
+        x, y = to_utm.transform(lon, lat)
+        assert np.hypot(fire.x - x, fire.y - y).min() <= REACH_M
+        assert t.timestamp() >= fire.start_s
 
 
 # -- farm burning ------------------------------------------------------------------------------------------

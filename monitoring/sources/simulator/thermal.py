@@ -4,7 +4,9 @@ Three kinds of fire burn in the simulated world: the scenario's burn scars (on t
 Sentinel-2 pass, so the scene of the next day is the first to show the scar), the stubble fires of the farm
 burning that spectra.paddy_weights chars into the paddy (the same fields on the same days), and a sparse
 background of small fires that change nothing a satellite image shows (household and rubbish fires, charcoal
-kilns). Craters, structural damage and earthworks burn nothing here.
+kilns). Struck buildings burn too: the blocks of a structural-damage event that the optical scenes show burnt
+out (about a third) catch fire after the strike, hotter and shorter than a surface fire. Craters and earthworks
+burn nothing here.
 
 Suomi NPP, NOAA-20 and NOAA-21 look at each place once by day (~13:30 local solar time, ascending) and once by
 night (~01:30, descending). A fire burning at a look, under a sky the day's cloud field leaves clear there, is
@@ -137,6 +139,13 @@ FIRE_FIRST_HOUR, FIRE_LAST_END_HOUR = 11.0, 34.0
 next morning: that day's scene does not show the scar yet and the next day's shows all of it."""
 FIRE_MIN_RESIDENCE_S = 600.0
 """A 10 m pixel burns for at least 10 min (flaming, then glowing litter and wood)."""
+STRUCTURE_FUEL_KG_M2 = 30.0
+"""Fuel a burnt-out house consumes per m² of roof, kg (timber, thatch and contents: dwellings hold a fire load
+of ~500-800 MJ/m², 17.5 MJ/kg), times the block's damage degree."""
+STRUCTURE_FIRE_HOURS = (1.0, 4.0)
+"""A struck block burns out in 1-4 h (most of the fuel in the first), from a start after the day's pass."""
+STRUCTURE_MIN_RESIDENCE_S = 1800.0
+"""A burning building pixel radiates for at least 30 min (roof, walls and contents)."""
 FIELD_SAMPLE_M = 50.0
 """Paddy fields (45-90 m x 70 m) are found by sampling the field functions on a 50 m lattice of the world;
 each sample stands for 50 m x 50 m of its field."""
@@ -376,7 +385,8 @@ class Burning:
 
 @dataclass(frozen=True, eq=False)
 class EventFire:
-    """A burn-scar event as a fire: its burnt 10 m pixels catch fire as the front spreads from ignition."""
+    """A burn-scar (or burnt-out structures) event as a fire: its burnt 10 m pixels catch fire as the front
+    spreads from ignition."""
 
     event: ScenarioEvent
     x: F64
@@ -398,24 +408,32 @@ class EventFire:
 
 @lru_cache(maxsize=256)
 def event_fire(world: World, ev: ScenarioEvent, anchors: tuple[Anchor, ...]) -> EventFire | None:
-    """The fire that made a burn scar, over exactly the pixels the scene shows burnt (None if none burnt).
+    """The fire that made a burn scar, or burnt out struck buildings, over exactly the pixels the scene shows
+    burnt (None if none burnt; craters and earthworks burn nothing).
 
-    It burns for FIRE_HOURS_PER_SQRT_HA x sqrt(area) from a start between 11:00 and 22:00 local solar time on
-    the event's day (most often early in the afternoon); the front reaches each pixel in proportion to its
-    distance from the ignition point, and each pixel radiates its consumed fuel over its residence time (the
-    time the front takes to cross it).
+    A burn scar burns for FIRE_HOURS_PER_SQRT_HA x sqrt(area), buildings for STRUCTURE_FIRE_HOURS, from a start
+    between 11:00 and 22:00 local solar time on the event's day (most often early in the afternoon); the front
+    reaches each pixel in proportion to its distance from the ignition point, and each pixel radiates its
+    consumed fuel over its residence time (the time the front takes to cross it).
     """
+    if ev.type not in ("burn_scar", "structural_damage"):
+        return None
     er = render_event(world, ev, anchors)
-    rows, cols = np.nonzero(er.mask)
+    structures = ev.type == "structural_damage"
+    # Buildings: only the blocks the optical scenes show burnt out (events._structures' aux).
+    rows, cols = np.nonzero(er.mask & (er.aux > 0) if structures else er.mask)
     if not rows.size:
         return None
     x, y = er.window.xs[cols], er.window.ys[rows]
     lon, lat = (np.asarray(a, np.float64) for a in world.to_lonlat(x, y))
     r = rng(world.key, "fire", ev.id, ev.date.isoformat())
     area_ha = rows.size * PIXEL_M**2 / 1e4
-    hours = float(
-        np.clip(FIRE_HOURS_PER_SQRT_HA * np.sqrt(area_ha) * r.uniform(0.7, 1.5), 1.0, FIRE_MAX_HOURS)
-    )
+    if structures:
+        hours = float(r.uniform(*STRUCTURE_FIRE_HOURS))
+    else:
+        hours = float(
+            np.clip(FIRE_HOURS_PER_SQRT_HA * np.sqrt(area_ha) * r.uniform(0.7, 1.5), 1.0, FIRE_MAX_HOURS)
+        )
     latest = min(22.0, FIRE_LAST_END_HOUR - hours)
     # Skewed to the early afternoon, the driest and windiest hours, when fires take hold.
     start_h = FIRE_FIRST_HOUR + r.uniform() ** 2 * max(latest - FIRE_FIRST_HOUR, 0.0)
@@ -424,8 +442,12 @@ def event_fire(world: World, ev: ScenarioEvent, anchors: tuple[Anchor, ...]) -> 
     dist = np.hypot(x - x[origin], y - y[origin])
     reach = max(float(dist.max()), PIXEL_M)
     ignite = start_s + hours * 3600.0 * dist / reach
-    residence = max(hours * 3600.0 * PIXEL_M / reach, FIRE_MIN_RESIDENCE_S)
-    fuel = FUEL_KG_M2[er.land[rows, cols]] * PIXEL_M**2 * er.strength[rows, cols]
+    if structures:
+        residence = max(hours * 3600.0 * PIXEL_M / reach, STRUCTURE_MIN_RESIDENCE_S)
+        fuel = STRUCTURE_FUEL_KG_M2 * PIXEL_M**2 * er.strength[rows, cols]
+    else:
+        residence = max(hours * 3600.0 * PIXEL_M / reach, FIRE_MIN_RESIDENCE_S)
+        fuel = FUEL_KG_M2[er.land[rows, cols]] * PIXEL_M**2 * er.strength[rows, cols]
     frp = fuel / residence / COMBUSTION_KG_PER_MJ
     return EventFire(ev, x, y, lon, lat, ignite, residence, frp, start_s, float(ignite.max() + residence))
 
@@ -690,7 +712,10 @@ def simulate_fires(
     looks = viirs_looks(first, last, seed=world.seed)
     fires = []
     for ev in scenario.events:
-        if ev.type != "burn_scar" or not first - timedelta(days=1) <= ev.date <= last:
+        if (
+            ev.type not in ("burn_scar", "structural_damage")
+            or not first - timedelta(days=1) <= ev.date <= last
+        ):
             continue
         ex0, ey0, ex1, ey1 = event_reach(world, ev)
         if ex0 <= bounds[2] and ex1 >= bounds[0] and ey0 <= bounds[3] and ey1 >= bounds[1]:
