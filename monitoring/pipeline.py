@@ -432,13 +432,14 @@ def track_run(run_dir: Path, *, run_date: date, settings: Settings, store: Alert
         # Where this run saw too little to say anything, not detecting an alert withdraws nothing.
         if result.coverage is not None and result.coverage.status != "not observed":
             looked.add(result.area_id)
+        previous = store.previous_run(result.area_id, before=run_date)
         tracked = track_alerts(
             result.alerts,
             store.tracks(result.area_id, before=run_date, max_gap_days=settings.tracking.max_gap_days),
             run_date=run_date,
             after_start=result.windows.after[0],
             seasonal_burns=result.seasonal_burns,
-            previous_run=store.previous_run(result.area_id, before=run_date),
+            previous_run=previous,
         )
         withdrawn = [t.alert for t in tracked.withdrawn] if result.area_id in looked else []
         updated.append(
@@ -447,6 +448,7 @@ def track_run(run_dir: Path, *, run_date: date, settings: Settings, store: Alert
                     "alerts": tracked.alerts,
                     "seasonal_burns": tracked.seasonal_burns,
                     "tracked": True,
+                    "previous_run": previous,
                     "withdrawn": withdrawn,
                 }
             )

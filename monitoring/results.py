@@ -201,6 +201,8 @@ class HotspotResult(_Record):
     Same records as alerts, so a GIS analyst can still inspect each one."""
     tracked: bool = False
     """Whether the alerts were matched against earlier daily runs (monitoring.track); ad hoc checks are not."""
+    previous_run: date | None = None
+    """Tracked: the earlier daily run of this area the alerts were compared with; None = none stored (all new)."""
     withdrawn: list[Alert] = Field(default_factory=list)
     """Alerts earlier daily runs reported here, whose change began inside this run's after window, that this run
     no longer detects (monitoring.track): as last reported. Today's evidence no longer supports them."""

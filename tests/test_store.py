@@ -88,13 +88,15 @@ def test_daily_runs_keep_ids_and_say_what_happened(tmp_path: Path) -> None:
     first = {r.area_id: r for r in load_results(tmp_path / "d1")}
     alerts1 = [a for r in first.values() for a in r.alerts]
     assert alerts1 and counts == {"new": len(alerts1)}
-    assert all(r.tracked for r in first.values() if r.status == "ok")
+    assert all(r.tracked and r.previous_run is None for r in first.values() if r.status == "ok")
     assert all(a.lifecycle == "new" and a.first_reported == d1 for a in alerts1)
 
     # The next day sees the same changes one day later in its window: same places, later last look.
     write_sample_run(tmp_path / "d2", run_date=d2)
     pipeline.track_run(tmp_path / "d2", run_date=d2, settings=settings, store=store)
     second = [a for r in load_results(tmp_path / "d2") for a in r.alerts]
+    pv = next(r for r in load_results(tmp_path / "d2") if r.area_id == "preah-vihear")
+    assert pv.previous_run == d1
     assert sorted(a.id for a in second) == sorted(a.id for a in alerts1)
     assert {a.lifecycle for a in second} == {"confirmed"}
     assert {a.first_reported for a in second} == {d1}

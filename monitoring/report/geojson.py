@@ -177,6 +177,8 @@ def _observation_feature(
         "seasonal_burn_ha": round(sum(a.area_ha for a in result.seasonal_burns), 2),
         # Tracked (daily runs): how many alerts are new today; null for ad hoc checks, which are not tracked.
         "tracked": result.tracked,
+        # The earlier daily run the alerts were compared with; null for the first tracked run and ad hoc checks.
+        "previous_run": result.previous_run.isoformat() if result.previous_run else None,
         "new_alert_count": sum(1 for a in result.alerts if a.lifecycle == "new") if result.tracked else None,
         "withdrawn_count": len(result.withdrawn) if result.tracked else None,
         # Null, not 0, where thermal data was not checked: no fire seen and not looked are different.

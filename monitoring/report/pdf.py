@@ -265,7 +265,13 @@ def _counts_text(results: list[HotspotResult]) -> str:
     )
     tracked = [a for r in results if r.tracked for a in r.alerts]
     new = sum(1 for a in tracked if a.lifecycle == "new")
-    tracking = f"; {new} new since the last daily run" if tracked else ""
+    previous = [r.previous_run for r in results if r.tracked and r.previous_run is not None]
+    if not tracked:
+        tracking = ""
+    elif previous:
+        tracking = f"; {new} new since the previous daily run ({max(previous).isoformat()})"
+    else:
+        tracking = "; the first tracked daily run, so all are new"
     n_areas = len(results)
     text = f"<b>{n_areas} area{'s' if n_areas != 1 else ''}</b>: {', '.join(parts) or 'none'}. "
     if alerts:

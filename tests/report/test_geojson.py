@@ -307,17 +307,22 @@ def test_tracked_areas_count_new_alerts_and_show_withdrawn_ones(tmp_path: Path) 
     i = [r.area_id for r in results].index("preah-vihear")
     r = results[i]
     gone = r.alerts[0].model_copy(update={"id": "pv-gone", "first_reported": date(2025, 12, 18)})
-    results[i] = r.model_copy(update={"tracked": True, "withdrawn": [gone]})
+    states = ["confirmed"] + ["new"] * (len(r.alerts) - 1)
+    alerts = [a.model_copy(update={"lifecycle": st}) for a, st in zip(r.alerts, states, strict=True)]
+    results[i] = r.model_copy(
+        update={"alerts": alerts, "tracked": True, "previous_run": date(2025, 12, 21), "withdrawn": [gone]}
+    )
     path, fc = _write(tmp_path, results)
     withdrawn = _by_type(fc, "withdrawn_alert")
     assert [f["id"] for f in withdrawn] == ["pv-gone"]
     assert withdrawn[0]["properties"]["first_reported"] == "2025-12-18"
     obs = next(f["properties"] for f in fc["features"] if f["id"] == "area:preah-vihear")
     assert obs["tracked"] is True and obs["withdrawn_count"] == 1
-    assert obs["new_alert_count"] == sum(1 for a in r.alerts if a.lifecycle == "new")
+    assert obs["new_alert_count"] == len(r.alerts) - 1 and obs["previous_run"] == "2025-12-21"
     assert "No longer detected: pv-gone (burn scar, first reported 2025-12-18)" in obs["statement"]
     # An untracked area (an ad hoc check) says neither 0 new nor 0 withdrawn: it was not compared.
     other = next(f["properties"] for f in fc["features"] if f["id"] == "area:chong-an-ma")
     assert other["tracked"] is False and other["new_alert_count"] is None and other["withdrawn_count"] is None
+    assert other["previous_run"] is None
     df = gpd.read_file(path)
     assert (df["feature_type"] == "alert").sum() == sum(len(x.alerts) for x in results)

@@ -312,13 +312,15 @@ def test_tracked_alerts_show_their_state_and_withdrawn_ones_are_named(tmp_path: 
         for a in r.alerts
     ]
     gone = r.alerts[-1].model_copy(update={"id": "pv-gone", "first_reported": date(2025, 12, 10)})
-    results[i] = r.model_copy(update={"alerts": tracked, "tracked": True, "withdrawn": [gone]})
+    results[i] = r.model_copy(
+        update={"alerts": tracked, "tracked": True, "previous_run": date(2025, 12, 21), "withdrawn": [gone]}
+    )
     path = write_pdf(results, tmp_path / "b.pdf", run_date=RUN_DATE, source="simulator", simulated=True)
     texts = [_squash(t) for t in page_texts(path)]
     ordered = sorted(results, key=lambda r: (r.priority, r.area_id))
     areas = {r.area_id: t for r, t in zip(ordered, texts[1:], strict=True)}
     new = len(r.alerts) - 1
-    assert f"{new} new since the last daily run" in texts[0]
+    assert f"{new} new since the previous daily run (2025-12-21)" in texts[0]
     assert "1 alert reported by the previous daily run is no longer detected" in texts[0]
     page = areas["preah-vihear"]
     assert "No longer detected: pv-gone" in page and "first reported 2025-12-10" in page
@@ -340,6 +342,28 @@ def test_cover_says_no_change_alerts_even_when_some_were_withdrawn(tmp_path: Pat
         "No change alerts" in text
         and "1 alert reported by the previous daily run is no longer detected" in text
     )
+
+
+def test_the_first_tracked_run_says_so_rather_than_calling_everything_new_since_a_run_that_was_not(
+    tmp_path: Path,
+) -> None:
+    from monitoring.report.pdf import _counts_text
+
+    results = _run(tmp_path, simulated=True)
+    first = [
+        r.model_copy(
+            update={
+                "tracked": True,
+                "alerts": [
+                    a.model_copy(update={"lifecycle": "new", "first_reported": RUN_DATE}) for a in r.alerts
+                ],
+            }
+        )
+        for r in results
+    ]
+    text = _counts_text(first)
+    assert "the first tracked daily run, so all are new" in text and "since the previous" not in text
+    assert "new since" not in _counts_text(results)  # not tracked: no word about earlier runs
 
 
 def test_map_outlines_withdrawn_alerts_where_they_were(tmp_path: Path) -> None:
