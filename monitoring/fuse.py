@@ -163,10 +163,38 @@ class FireMatch:
     sensors: tuple[str, ...]
 
 
-def match_fires(fires: Fires, geom: shapely.Geometry, first_day: date | None, last_day: date) -> FireMatch:
+def attribute_fires(
+    fires: Fires, changes: Sequence[tuple[shapely.Geometry, date | None, date]]
+) -> list[np.ndarray]:
+    """Per change (outline in grid CRS, last look before, first look after), the detections that lie on it: within
+    reach of its outline in its interval (Fires.near) and nearer to it than to any other change they also qualify
+    for (ties: the earlier change in the list). A detection is one fire in one pixel: where a burning village and a
+    burn scar share a VIIRS pixel's reach, the fire counts for the nearer, not for both."""
+    points = shapely.points(fires.x, fires.y)
+    best_d = np.full(len(fires), np.inf)
+    owner = np.full(len(fires), -1)
+    for i, (geom, first_day, last_day) in enumerate(changes):
+        idx = fires.near(geom, first_day, last_day)
+        d = shapely.distance(points[idx], geom)
+        closer = d < best_d[idx]
+        best_d[idx[closer]], owner[idx[closer]] = d[closer], i
+    return [np.flatnonzero(owner == i) for i in range(len(changes))]
+
+
+def match_fires(
+    fires: Fires,
+    geom: shapely.Geometry,
+    first_day: date | None,
+    last_day: date,
+    *,
+    only: np.ndarray | None = None,
+) -> FireMatch:
     """The detections within reach of a change's outline (grid CRS) between its last look before and its first
-    look after (days, inclusive): the fire that made a burn scar burnt in that interval."""
+    look after (days, inclusive): the fire that made a burn scar burnt in that interval. `only`: the detections
+    it may count (attribute_fires: those no nearer change claims)."""
     idx = fires.near(geom, first_day, last_day)
+    if only is not None:
+        idx = np.intersect1d(idx, only)
     if not idx.size:
         return FireMatch(0, None, None, None, ())
     t = fires.time[idx]

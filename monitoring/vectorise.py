@@ -17,7 +17,17 @@ from scipy import ndimage
 from shapely.geometry import mapping, shape
 from shapely.geometry.polygon import orient
 
-from monitoring.fuse import BURN, FIRE_METHOD, NONE, SOIL, STRUCTURE, Fires, confidence_tier, match_fires
+from monitoring.fuse import (
+    BURN,
+    FIRE_METHOD,
+    NONE,
+    SOIL,
+    STRUCTURE,
+    Fires,
+    attribute_fires,
+    confidence_tier,
+    match_fires,
+)
 from monitoring.results import Alert, ChangeType
 from monitoring.sources.base import LC_BARE, LC_CROP, LC_WATER
 
@@ -620,11 +630,40 @@ def vectorise_alerts(
     polys = _polygons(labels, geobox)
     to_ll = Transformer.from_crs(str(geobox.crs), "EPSG:4326", always_xy=True)
     L = evidence.layers
-    alerts: list[Alert] = []
+    # Each region's first observation and last clear look before it: the interval its fire must fall in.
+    looks: dict[int, tuple[str, int, int]] = {}
     for k in sorted(keep):
+        pix = labels == k
+        method = SAR_METHOD if k in radar_only else PRIMARY[kinds[k]]
+        first_i = _median_index(L[f"{method}.first"][pix])
+        if first_i < 0:
+            continue
+        # The last clear look before the alert's first observation: each pixel's own look before its change, but
+        # only those earlier than the alert's (median) first date, so that the two dates never contradict.
+        before_v = L[f"{method}.before"][pix]
+        looks[k] = (method, first_i, _median_index(np.where(before_v < first_i, before_v, -1)))
+
+    def interval(k: int) -> tuple[date | None, date]:
+        method, first_i, before_i = looks[k]
+        times = evidence.times[method]
+        before = _day(times[before_i]) if before_i >= 0 else evidence.baseline_last.get(method)
+        return before or evidence.baseline_last_clear, _day(times[first_i])
+
+    order = sorted(looks)
+    owned = (
+        dict(
+            zip(
+                order, attribute_fires(evidence.fires, [(polys[k], *interval(k)) for k in order]), strict=True
+            )
+        )
+        if evidence.fires is not None
+        else {}
+    )
+    alerts: list[Alert] = []
+    for k in order:
         ctype = kinds[k]
         pix = labels == k
-        method = SAR_METHOD if k in radar_only else PRIMARY[ctype]
+        method, first_i, before_i = looks[k]
         sensor = evidence.sensors[method]
         times = evidence.times[method]
         sensors = {sensor}
@@ -634,15 +673,8 @@ def vectorise_alerts(
             if mask is not None and mask[pix].mean() >= CORROBORATION_SHARE:
                 sensors.add(evidence.sensors[other])
                 methods.add(other)
-        first_i = _median_index(L[f"{method}.first"][pix])
-        if first_i < 0:
-            continue
         last_v = L[f"{method}.last"][pix]
         last_i = int(last_v.max()) if (last_v >= 0).any() else first_i
-        # The last clear look before the alert's first observation: each pixel's own look before its change, but
-        # only those earlier than the alert's (median) first date, so that the two dates never contradict.
-        before_v = L[f"{method}.before"][pix]
-        before_i = _median_index(np.where(before_v < first_i, before_v, -1))
         obs = int(np.median(L[f"{method}.count"][pix][L[f"{method}.count"][pix] > 0]))
         score = L[f"{method}.score"][pix]
         score = score[np.isfinite(score)]
@@ -666,14 +698,11 @@ def vectorise_alerts(
         lc_name, crop_share = _land_cover(evidence.landcover, pix)
         seasonal = ctype is ChangeType.BURN_SCAR and crop_share >= 0.5
         geom = polys[k]
-        first_day = _day(times[first_i])
-        before_day = (
-            _day(times[before_i])
-            if before_i >= 0
-            else evidence.baseline_last.get(method, evidence.baseline_last_clear)
-        )
+        before_day, first_day = interval(k)
         fire = (
-            match_fires(evidence.fires, geom, before_day, first_day) if evidence.fires is not None else None
+            match_fires(evidence.fires, geom, before_day, first_day, only=owned[k])
+            if evidence.fires is not None
+            else None
         )
         if fire is not None and fire.count and ctype is ChangeType.BURN_SCAR:
             # A fire detected there in the interval is a second, independent sensor seeing the burn.

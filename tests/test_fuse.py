@@ -178,3 +178,26 @@ def test_fires_from_a_frame_project_wgs84_points_onto_the_grid() -> None:
     x, y = Transformer.from_crs(4326, 32648, always_xy=True).transform(104.0, 14.0)
     assert (f.x[0], f.y[0]) == pytest.approx((x, y)) and f.sensor[0] == "modis" and np.isnan(f.frp[0])
     assert match_fires(f, shapely.Point(x, y).buffer(10), None, date(2025, 12, 5)).frp_max is None
+
+
+def test_a_fire_within_reach_of_two_changes_counts_for_the_nearer_only() -> None:
+    from monitoring.fuse import attribute_fires
+
+    # A burning village (its outline 100 m from the detection) and a burn scar 300 m away, both within the
+    # 375 m reach and both in their intervals: one fire in one pixel, the village's.
+    fires = _fires([(100, 0, "2025-12-05"), (700, 0, "2025-12-05")], 375.0)
+    village = shapely.Point(0, 0).buffer(1)
+    scar = shapely.Point(400, 0).buffer(1)
+    owned = attribute_fires(
+        fires, [(scar, date(2025, 12, 1), date(2025, 12, 6)), (village, None, date(2025, 12, 6))]
+    )
+    assert owned[0].tolist() == [1] and owned[1].tolist() == [0]
+    assert (
+        match_fires(fires, scar, date(2025, 12, 1), date(2025, 12, 6)).count == 2
+    )  # alone, it would take both
+    assert match_fires(fires, scar, date(2025, 12, 1), date(2025, 12, 6), only=owned[0]).count == 1
+    # Outside the village's interval the fire is not its: the scar keeps it.
+    late = attribute_fires(
+        fires, [(scar, date(2025, 12, 1), date(2025, 12, 6)), (village, None, date(2025, 12, 4))]
+    )
+    assert late[0].tolist() == [0, 1] and late[1].size == 0

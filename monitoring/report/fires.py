@@ -11,7 +11,7 @@ import shapely
 from pyproj import Transformer
 from shapely.geometry import shape
 
-from monitoring.fuse import Fires
+from monitoring.fuse import Fires, attribute_fires
 from monitoring.results import Alert, ChangeType, FireDetection, HotspotResult
 from monitoring.sources.thermal import INSTRUMENT_PIXEL_M
 
@@ -87,7 +87,8 @@ def _outline(alert: Alert, crs: str) -> shapely.Geometry:
 
 def fires_near(alert: Alert, fires: list[FireDetection], crs: str) -> list[FireDetection]:
     """Every detection within its pixel size of the alert's outline between the alert's last clear look before and
-    its first observation: what alert.thermal_detections counts (for the fires given)."""
+    its first observation: what alert.thermal_detections counts for an alert with no other alert near (where
+    several are within reach, the pipeline counts each detection for the nearest: fuse.attribute_fires)."""
     if not fires:
         return []
     idx = _on_grid(fires, crs).near(_outline(alert, crs), alert.last_clear_before, alert.first_observed)
@@ -106,22 +107,11 @@ def match_fires(result: HotspotResult) -> list[FireOnAlert]:
     candidates = [(a, False) for a in result.alerts] + [(a, True) for a in result.seasonal_burns]
     if not fires or not candidates:
         return [FireOnAlert(f, None) for f in fires]
-    grid = _on_grid(fires, result.crs)
-    points = shapely.points(grid.x, grid.y)
-    # Each fire's nearest qualifying outline; strict < keeps the first of equals: alerts before farm burns, then
-    # the order of the lists.
-    best: dict[int, tuple[float, int]] = {}
-    for i, (alert, _) in enumerate(candidates):
-        outline = _outline(alert, result.crs)
-        idx = grid.near(outline, alert.last_clear_before, alert.first_observed)
-        for k, d in zip(idx.tolist(), shapely.distance(points[idx], outline).tolist(), strict=True):
-            if k not in best or d < best[k][0]:
-                best[k] = (d, i)
-    out: list[FireOnAlert] = []
-    for k, fire in enumerate(fires):
-        if k not in best:
-            out.append(FireOnAlert(fire, None))
-            continue
-        alert, seasonal = candidates[best[k][1]]
-        out.append(FireOnAlert(fire, alert, seasonal))
-    return out
+    # The pipeline's own rule (fuse.attribute_fires): the nearest qualifying outline; ties go to the first in the
+    # list, so alerts before farm burns.
+    owned = attribute_fires(
+        _on_grid(fires, result.crs),
+        [(_outline(a, result.crs), a.last_clear_before, a.first_observed) for a, _ in candidates],
+    )
+    on: dict[int, tuple[Alert, bool]] = {int(k): candidates[i] for i, idx in enumerate(owned) for k in idx}
+    return [FireOnAlert(f, *on[k]) if k in on else FireOnAlert(f, None) for k, f in enumerate(fires)]
