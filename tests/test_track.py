@@ -97,22 +97,16 @@ def test_a_confirmed_alert_stays_confirmed_without_a_later_look() -> None:
     assert out.alerts[0].lifecycle == "confirmed"
 
 
-def test_an_earlier_report_without_radar_dates_is_compared_with_its_last_look() -> None:
+@pytest.mark.parametrize(
+    ("radar_last", "state"), [(date(2025, 12, 12), "unconfirmed"), (date(2025, 12, 21), "ongoing")]
+)
+def test_an_earlier_report_without_radar_dates_is_compared_with_its_last_look(
+    radar_last: date, state: str
+) -> None:
     earlier = _track(_alert(0, change=ChangeType.BURN_SCAR, last=date(2025, 12, 18)))
-    same = track_alerts(
-        [_alert(0, change=ChangeType.BURN_SCAR, radar_last=date(2025, 12, 12))],
-        [earlier],
-        run_date=DAY,
-        after_start=AFTER_START,
-    )
-    assert same.alerts[0].lifecycle == "unconfirmed"
-    later = track_alerts(
-        [_alert(0, change=ChangeType.BURN_SCAR, radar_last=date(2025, 12, 21))],
-        [earlier],
-        run_date=DAY,
-        after_start=AFTER_START,
-    )
-    assert later.alerts[0].lifecycle == "ongoing"
+    today = _alert(0, change=ChangeType.BURN_SCAR, radar_last=radar_last)
+    out = track_alerts([today], [earlier], run_date=DAY, after_start=AFTER_START)
+    assert out.alerts[0].lifecycle == state
 
 
 def test_other_places_and_other_types_do_not_match() -> None:
