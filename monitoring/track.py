@@ -103,8 +103,9 @@ def track_alerts(
     was first observed on or after it (older changes have aged into the baseline) and previous_run (the area's
     latest earlier run that looked: store.previous_run; None = the latest report among the tracks) reported it,
     so a withdrawal is said once, not again on every later day.
-    Matching is one-to-one, greedy by overlap; an alert that matches no track keeps its own (place-based) id,
-    made unique against the tracks' ids.
+    Matching is one-to-one, greedy by intersection over union among the pairs that share MIN_OVERLAP of the
+    smaller outline; an alert that matches no track keeps its own (place-based) id, made unique against the
+    tracks' ids.
     """
     seasonal_burns = list(seasonal_burns or [])
     today = [*alerts, *seasonal_burns]
