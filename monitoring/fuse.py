@@ -181,20 +181,14 @@ def attribute_fires(
     return [np.flatnonzero(owner == i) for i in range(len(changes))]
 
 
-def match_fires(
-    fires: Fires,
-    geom: shapely.Geometry,
-    first_day: date | None,
-    last_day: date,
-    *,
-    only: np.ndarray | None = None,
-) -> FireMatch:
+def match_fires(fires: Fires, geom: shapely.Geometry, first_day: date | None, last_day: date) -> FireMatch:
     """The detections within reach of a change's outline (grid CRS) between its last look before and its first
-    look after (days, inclusive): the fire that made a burn scar burnt in that interval. `only`: the detections
-    it may count (attribute_fires: those no nearer change claims)."""
-    idx = fires.near(geom, first_day, last_day)
-    if only is not None:
-        idx = np.intersect1d(idx, only)
+    look after (days, inclusive): the fire that made a burn scar burnt in that interval."""
+    return summarise_fires(fires, fires.near(geom, first_day, last_day))
+
+
+def summarise_fires(fires: Fires, idx: np.ndarray) -> FireMatch:
+    """What the detections `idx` say of one change (match_fires, or attribute_fires' share of a change)."""
     if not idx.size:
         return FireMatch(0, None, None, None, ())
     t = fires.time[idx]

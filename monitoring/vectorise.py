@@ -26,7 +26,7 @@ from monitoring.fuse import (
     Fires,
     attribute_fires,
     confidence_tier,
-    match_fires,
+    summarise_fires,
 )
 from monitoring.results import Alert, ChangeType
 from monitoring.sources.base import LC_BARE, LC_CROP, LC_WATER
@@ -646,8 +646,12 @@ def vectorise_alerts(
     def interval(k: int) -> tuple[date | None, date]:
         method, first_i, before_i = looks[k]
         times = evidence.times[method]
-        before = _day(times[before_i]) if before_i >= 0 else evidence.baseline_last.get(method)
-        return before or evidence.baseline_last_clear, _day(times[first_i])
+        before = (
+            _day(times[before_i])
+            if before_i >= 0
+            else evidence.baseline_last.get(method, evidence.baseline_last_clear)
+        )
+        return before, _day(times[first_i])
 
     order = sorted(looks)
     owned = (
@@ -699,11 +703,7 @@ def vectorise_alerts(
         seasonal = ctype is ChangeType.BURN_SCAR and crop_share >= 0.5
         geom = polys[k]
         before_day, first_day = interval(k)
-        fire = (
-            match_fires(evidence.fires, geom, before_day, first_day, only=owned[k])
-            if evidence.fires is not None
-            else None
-        )
+        fire = summarise_fires(evidence.fires, owned[k]) if evidence.fires is not None else None
         if fire is not None and fire.count and ctype is ChangeType.BURN_SCAR:
             # A fire detected there in the interval is a second, independent sensor seeing the burn.
             sensors |= set(fire.sensors)
