@@ -239,7 +239,7 @@ def track_alerts(run_dir: str, run_date: date, store: str, settings: dict[str, A
         ProgressEvent(
             "track",
             "finished",
-            detail=", ".join(f"{counts[s]} {s}" for s in (*LIFECYCLE_LABELS, "untracked") if counts.get(s)),
+            detail=", ".join(f"{counts[s]} {s}" for s in LIFECYCLE_LABELS if counts.get(s)),
         )
     )
     return counts

@@ -458,7 +458,7 @@ def track_run(run_dir: Path, *, run_date: date, settings: Settings, store: Alert
             store.record(result.area_id, run_date, [*result.alerts, *result.seasonal_burns])
     for result in updated:
         save_result(result, run_dir)
-    return dict(Counter(a.lifecycle or "untracked" for r in updated for a in r.alerts))
+    return dict(Counter(a.lifecycle for r in updated for a in r.alerts if a.lifecycle is not None))
 
 
 def build_briefing(

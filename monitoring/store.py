@@ -123,8 +123,12 @@ class AlertStore:
 
     def previous_run(self, hotspot_id: str, *, before: date) -> date | None:
         """The area's latest stored run before `before` (runs that did not look are not stored); None if none."""
-        earlier = [d for d in self.runs(hotspot_id) if d < before]
-        return earlier[-1] if earlier else None
+        with self._connect() as conn:
+            (last,) = conn.execute(
+                "SELECT max(run_date) FROM runs WHERE hotspot_id = ? AND run_date < ?",
+                (hotspot_id, before.isoformat()),
+            ).fetchone()
+        return date.fromisoformat(last) if last else None
 
     def runs(self, hotspot_id: str) -> list[date]:
         """Run dates stored for an area, oldest first."""
