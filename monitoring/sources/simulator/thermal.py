@@ -139,6 +139,8 @@ FIRE_FIRST_HOUR, FIRE_LAST_END_HOUR = 11.0, 34.0
 next morning: that day's scene does not show the scar yet and the next day's shows all of it."""
 FIRE_MIN_RESIDENCE_S = 600.0
 """A 10 m pixel burns for at least 10 min (flaming, then glowing litter and wood)."""
+FIRE_EVENTS = ("burn_scar", "structural_damage")
+"""Scenario event types that burn (event_fire); craters and earthworks do not."""
 STRUCTURE_FUEL_KG_M2 = 30.0
 """Fuel a burnt-out house consumes per m² of roof, kg (timber, thatch and contents: dwellings hold a fire load
 of ~500-800 MJ/m², 17.5 MJ/kg), times the block's damage degree."""
@@ -416,7 +418,7 @@ def event_fire(world: World, ev: ScenarioEvent, anchors: tuple[Anchor, ...]) -> 
     reaches each pixel in proportion to its distance from the ignition point, and each pixel radiates its
     consumed fuel over its residence time (the time the front takes to cross it).
     """
-    if ev.type not in ("burn_scar", "structural_damage"):
+    if ev.type not in FIRE_EVENTS:
         return None
     er = render_event(world, ev, anchors)
     structures = ev.type == "structural_damage"
@@ -430,10 +432,12 @@ def event_fire(world: World, ev: ScenarioEvent, anchors: tuple[Anchor, ...]) -> 
     area_ha = rows.size * PIXEL_M**2 / 1e4
     if structures:
         hours = float(r.uniform(*STRUCTURE_FIRE_HOURS))
+        fuel_kg_m2, min_residence = np.full(rows.size, STRUCTURE_FUEL_KG_M2), STRUCTURE_MIN_RESIDENCE_S
     else:
         hours = float(
             np.clip(FIRE_HOURS_PER_SQRT_HA * np.sqrt(area_ha) * r.uniform(0.7, 1.5), 1.0, FIRE_MAX_HOURS)
         )
+        fuel_kg_m2, min_residence = FUEL_KG_M2[er.land[rows, cols]], FIRE_MIN_RESIDENCE_S
     latest = min(22.0, FIRE_LAST_END_HOUR - hours)
     # Skewed to the early afternoon, the driest and windiest hours, when fires take hold.
     start_h = FIRE_FIRST_HOUR + r.uniform() ** 2 * max(latest - FIRE_FIRST_HOUR, 0.0)
@@ -442,12 +446,8 @@ def event_fire(world: World, ev: ScenarioEvent, anchors: tuple[Anchor, ...]) -> 
     dist = np.hypot(x - x[origin], y - y[origin])
     reach = max(float(dist.max()), PIXEL_M)
     ignite = start_s + hours * 3600.0 * dist / reach
-    if structures:
-        residence = max(hours * 3600.0 * PIXEL_M / reach, STRUCTURE_MIN_RESIDENCE_S)
-        fuel = STRUCTURE_FUEL_KG_M2 * PIXEL_M**2 * er.strength[rows, cols]
-    else:
-        residence = max(hours * 3600.0 * PIXEL_M / reach, FIRE_MIN_RESIDENCE_S)
-        fuel = FUEL_KG_M2[er.land[rows, cols]] * PIXEL_M**2 * er.strength[rows, cols]
+    residence = max(hours * 3600.0 * PIXEL_M / reach, min_residence)
+    fuel = fuel_kg_m2 * PIXEL_M**2 * er.strength[rows, cols]
     frp = fuel / residence / COMBUSTION_KG_PER_MJ
     return EventFire(ev, x, y, lon, lat, ignite, residence, frp, start_s, float(ignite.max() + residence))
 
@@ -712,10 +712,7 @@ def simulate_fires(
     looks = viirs_looks(first, last, seed=world.seed)
     fires = []
     for ev in scenario.events:
-        if (
-            ev.type not in ("burn_scar", "structural_damage")
-            or not first - timedelta(days=1) <= ev.date <= last
-        ):
+        if ev.type not in FIRE_EVENTS or not first - timedelta(days=1) <= ev.date <= last:
             continue
         ex0, ey0, ex1, ey1 = event_reach(world, ev)
         if ex0 <= bounds[2] and ex1 >= bounds[0] and ey0 <= bounds[3] and ey1 >= bounds[1]:
