@@ -30,6 +30,8 @@ from shapely.geometry import shape
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script from a checkout
 
+from scenarios import scenario_path  # noqa: E402  (benchmarks/scenarios.py: a name under config/scenarios/ or a path)
+
 from monitoring import pipeline  # noqa: E402
 from monitoring.aoi import aoi_from_hotspot, windows_for  # noqa: E402
 from monitoring.config import load_hotspots, load_settings  # noqa: E402
@@ -44,7 +46,7 @@ DEFAULT_HOTSPOTS = ["preah-vihear", "ta-muen-thom", "chong-chom", "nong-chan"]
 def run(hotspots: list[str], start: date, days: int, scenario: str | None, out: Path) -> dict[str, Any]:
     overrides: dict[str, Any] = {"source": "simulator"}
     if scenario:
-        overrides["simulator"] = {"scenario": f"scenarios/{scenario.removesuffix('.yaml')}.yaml"}
+        overrides["simulator"] = {"scenario": str(scenario_path(scenario).resolve())}
     settings = load_settings(**overrides)
     selected = [h for h in load_hotspots() if h.id in hotspots]
     missing = sorted(set(hotspots) - {h.id for h in selected})
@@ -143,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--start", type=date.fromisoformat, default=date(2025, 12, 16))
     ap.add_argument("--days", type=int, default=6)
     ap.add_argument(
-        "--scenario", help="simulator scenario under config/scenarios/ (default: the settings' one)"
+        "--scenario",
+        help="simulator scenario: a name under config/scenarios/ or a path (default: the settings' one)",
     )
     ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args(argv)
