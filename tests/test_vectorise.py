@@ -569,6 +569,47 @@ def test_a_drop_only_radar_saw_is_untyped_vegetation_loss() -> None:
     assert vectorise_alerts(seen, geobox=aoi.geobox, area_id="x", mmu_ha=0.2) == []
 
 
+def test_a_drop_only_radar_saw_takes_in_its_weaker_edge() -> None:
+    """Hysteresis: pixels whose own corrected p-value is under 5% and fell, connected to a region and within two
+    pixels of it, complete it; not beyond that reach, not a rise, not cropland, not where optics looked after."""
+    aoi = tiny_aoi()
+    ev = _radar_evidence(db=-3.0)  # strict 10 x 10 px at [20:30, 20:30]
+    p = np.where(ev.layers["s1-welch-t.mask"], 1e-8, 1.0).astype("float32")
+    score = ev.layers["s1-welch-t.score"].copy()
+    p[16:34, 16:34] = np.where(ev.layers["s1-welch-t.mask"][16:34, 16:34], 1e-8, 0.01)  # a weak 4 px frame
+    score[16:34, 16:34] = np.minimum(score[16:34, 16:34], -1.0)
+    score[18, 16:34] = 1.0  # one row of the frame rose: not a drop
+    layers = {**ev.layers, "s1-welch-t.p_value": p, "s1-welch-t.score": score}
+    (a,) = vectorise_alerts(
+        Evidence(**{**ev.__dict__, "layers": layers}), geobox=aoi.geobox, area_id="x", mmu_ha=0.2
+    )
+    # Two pixels of reach on three sides, one above (row 19; row 18 rose): 14 wide x 13 high, not the 4 px frame.
+    assert a.change_type is ChangeType.VEGETATION_LOSS and a.area_ha == pytest.approx(1.82, abs=0.05)
+    assert a.first_observed.isoformat() == "2025-12-06"  # the edge does not move its date
+    # Cropland and a clear optical look after radar's change (6 Dec) keep the edge out.
+    crop = ev.landcover.copy()
+    crop[16:34, 30:34] = LC_CROP
+    seen = np.full(aoi.shape, -1, "int32")
+    seen[16:34, 30:34] = _day_number("2025-12-08")
+    for where in ({"landcover": crop}, {"optical_last_clear": seen}):
+        (b,) = vectorise_alerts(
+            Evidence(**{**ev.__dict__, "layers": layers, **where}), geobox=aoi.geobox, area_id="x", mmu_ha=0.2
+        )
+        assert b.area_ha == pytest.approx(1.82 - 0.26, abs=0.05)
+    # A region alone it cannot make: without the strict pixels there is no alert.
+    weak_only = {
+        **layers,
+        "s1-welch-t.mask": np.zeros(aoi.shape, bool),
+        "s1-welch-t.support": np.zeros(aoi.shape, bool),
+    }
+    assert (
+        vectorise_alerts(
+            Evidence(**{**ev.__dict__, "layers": weak_only}), geobox=aoi.geobox, area_id="x", mmu_ha=0.2
+        )
+        == []
+    )
+
+
 def _fires_at(aoi_geobox: object, row: float, col: float, day: str) -> Fires:
     """One VIIRS detection centred on pixel (row, col) of the grid, at 06:30 UTC that day."""
     x, y = aoi_geobox.affine * (col + 0.5, row + 0.5)  # type: ignore[attr-defined]
