@@ -227,6 +227,41 @@ def _is_crater_field(
     return bool(disturbed.sum() / outline.sum() < CRATER_MAX_FILL)
 
 
+def _crop_rise(layers: dict[str, np.ndarray]) -> np.ndarray | None:
+    """Cropland where radar, measured against the same season a year earlier (the rice cycle repeats), rose with
+    a corrected p-value under RADAR_EDGE_P: the radar half of `_roughened_crop`. None without those layers."""
+    season, p, score = (layers.get(f"{SAR_METHOD}.{k}") for k in ("season_baseline", "p_value", "score"))
+    if season is None or p is None or score is None:
+        return None
+    return season.astype(bool) & (p < RADAR_EDGE_P) & (score > 0)
+
+
+def _roughened_crop(
+    region: np.ndarray,
+    unchanged: np.ndarray,
+    landcover: np.ndarray,
+    crop_rise: np.ndarray,
+    sar: np.ndarray,
+    soil_score: np.ndarray,
+) -> np.ndarray:
+    """Cropland pixels (of one window) where both sensors' weaker evidence says a region's soil was opened and
+    roughened: the optical soil score exceeds the median of the region's surroundings by EDGE_SCORES' margin, and
+    radar rose against the season (`crop_rise`) by CRATER_MIN_ROUGHENING_DB above its surroundings (`sar` in dB,
+    NaN where untested). The harvest passes the first alone, a wetter field the second alone. All False where
+    either background is missing."""
+    ring = _surroundings(region, unchanged)
+    sar_bg = _background(sar, region, ring, landcover)
+    opt_bg = _background(soil_score, region, ring, landcover)
+    if sar_bg is None or opt_bg is None:
+        return np.zeros(region.shape, bool)
+    return (
+        (landcover == LC_CROP)
+        & crop_rise
+        & (sar >= sar_bg + CRATER_MIN_ROUGHENING_DB)
+        & (soil_score >= opt_bg + EDGE_SCORES[SOIL][1])
+    )
+
+
 def soil_regions(
     soil: np.ndarray,
     *,
@@ -234,6 +269,8 @@ def soil_regions(
     unchanged: np.ndarray | None = None,
     landcover: np.ndarray | None = None,
     post_ndvi: np.ndarray | None = None,
+    crop_rise: np.ndarray | None = None,
+    soil_score: np.ndarray | None = None,
 ) -> tuple[np.ndarray, dict[int, ChangeType]]:
     """Group soil-exposure pixels into regions and say which are crater fields and which earthworks.
 
@@ -241,8 +278,12 @@ def soil_regions(
     density-joined area, as a mapper would outline the field); an earthwork's region is its own pixels.
 
     sar_score: the radar's signed dB change per pixel (exactly 0 where it tested nothing); compared with the
-    region's surroundings it tells roughened ground. Not used on cropland (landcover), where the rice cycle moves
-    backscatter by several dB. unchanged: pixels no detector flagged, that surroundings are drawn from (default:
+    region's surroundings it tells roughened ground. On cropland (landcover), where the rice cycle moves
+    backscatter by several dB, only to say yes, and only where at least half the region rose significantly against
+    the same season a year earlier (`crop_rise`): a rise there is unusual for the season (craters, spoil; the
+    rice cycle repeats), but flooding or a crop can hide one. Then the shape is judged on the region with its cropland edge
+    where both sensors' weaker evidence agrees (`_roughened_crop`, with `soil_score` the optical soil score): the
+    strict optical test sees only the barest specks of a cratered field, but a trench stays a line. unchanged: pixels no detector flagged, that surroundings are drawn from (default:
     every pixel that is not soil exposure). post_ndvi: NDVI of the latest clear look; where radar cannot tell,
     how bare the region ended up decides. Without either the type follows from shape and fill alone.
     """
@@ -265,8 +306,24 @@ def soil_regions(
         outline = _outline(disturbed)
         lc = None if landcover is None else landcover[win]
         roughening = None
-        if sar is not None and (lc is None or (lc[outline] == LC_CROP).mean() < 0.5):
+        on_crop = lc is not None and (lc[outline] == LC_CROP).mean() >= 0.5
+        if sar is not None and not on_crop:
             roughening = _roughening(sar[win], outline, outline, unchanged[win], lc)
+        elif sar is not None and crop_rise is not None and crop_rise[win][outline].mean() >= 0.5:
+            rise = _roughening(sar[win], outline, outline, unchanged[win], lc)
+            if (
+                rise is not None
+                and rise >= CRATER_MIN_ROUGHENING_DB
+                and soil_score is not None
+                and lc is not None
+            ):
+                roughening = rise
+                edge = _roughened_crop(
+                    outline, unchanged[win], lc, crop_rise[win], sar[win], soil_score[win]
+                ) & np.isin(regions[win], (0, r))
+                for _ in range(EDGE_REACH_PX):
+                    disturbed = disturbed | (ndimage.binary_dilation(disturbed, structure=EIGHT) & edge)
+                outline = _outline(disturbed)
         bareness = None
         if post_ndvi is not None:
             values = post_ndvi[win][disturbed]
@@ -315,6 +372,8 @@ def change_regions(
         unchanged=_unchanged(codes),
         landcover=landcover,
         post_ndvi=(layers or {}).get("soil-exposure.post_ndvi"),
+        crop_rise=_crop_rise(layers or {}),
+        soil_score=(layers or {}).get("soil-exposure.score"),
     )
     sel = (soil_lab > 0) & (labels == 0)
     labels[sel] = soil_lab[sel] + offset
@@ -524,8 +583,10 @@ def grow_edges(
 ) -> np.ndarray:
     """Hysteresis: burn and soil regions take in the connected pixels, up to EDGE_REACH_PX beyond them, whose
     score exceeds the median of the region's unchanged surroundings by EDGE_SCORES (seed pixels from the strict
-    tests, grown into a looser one). Only into unflagged pixels off cropland; `only`: the labels to grow.
-    Returns a new label raster; the regions' types do not change."""
+    tests, grown into a looser one). Only into unflagged pixels off cropland, where the harvest alone passes the
+    optical test; a crater field grows onto cropland only where radar, measured against the same season a year
+    earlier, also rose by CRATER_MIN_ROUGHENING_DB above the region's surroundings (both sensors' weaker evidence).
+    `only`: the labels to grow. Returns a new label raster; the regions' types do not change."""
     out = labels.copy()
     codes = evidence.codes
     unchanged = _unchanged(codes)
@@ -533,6 +594,9 @@ def grow_edges(
     lc = evidence.landcover
     if lc is not None:
         allowed &= lc != LC_CROP
+    crop_rise = _crop_rise(evidence.layers)
+    sar_score = evidence.layers.get(f"{SAR_METHOD}.score")
+    sar = None if sar_score is None else _tested_db(sar_score)
     types = {
         BURN: (ChangeType.BURN_SCAR,),
         SOIL: (ChangeType.CRATER_FIELD, ChangeType.EARTHWORKS),
@@ -555,7 +619,18 @@ def grow_edges(
             )
             if bg is None:
                 continue
-            weak = (score[win] >= bg + excess) & allowed[win] & (out[win] == 0)
+            ok = allowed[win]
+            if (
+                kind is ChangeType.CRATER_FIELD
+                and lc is not None
+                and crop_rise is not None
+                and sar is not None
+            ):
+                ok = ok | (
+                    _roughened_crop(region, unchanged[win], lc[win], crop_rise[win], sar[win], score[win])
+                    & (codes[win] == NONE)
+                )
+            weak = (score[win] >= bg + excess) & ok & (out[win] == 0)
             grown = region
             for _ in range(EDGE_REACH_PX):
                 grown = grown | (ndimage.binary_dilation(grown, structure=EIGHT) & weak)

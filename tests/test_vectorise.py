@@ -18,6 +18,7 @@ from monitoring.vectorise import (
     CRATER_MIN_SOLIDITY,
     EDGE_REACH_PX,
     Evidence,
+    _crop_rise,
     grow_edges,
     soil_regions,
     solidity,
@@ -261,6 +262,63 @@ def test_radar_overrides_mottling_but_not_on_cropland() -> None:
     crop = np.full(soil.shape, LC_CROP, "uint8")
     labels, kinds = soil_regions(soil, sar_score=smooth, landcover=crop)
     assert _typed(labels, kinds, box) == {ChangeType.CRATER_FIELD}
+
+
+def _paddy_case(*, field_db: float, line_only: bool, p: float) -> dict[str, np.ndarray]:
+    """Dry paddy in which the strict optical test flagged a diagonal string of bare specks (a line, as a trench
+    would be). The optical soil score and radar (dB against the season, with corrected p-value p) rise over the
+    whole 13 x 13 px field (a cratered field) or only along the string (a trench, line_only)."""
+    shape_ = (60, 60)
+    soil = np.zeros(shape_, bool)
+    for i in range(9):
+        soil[21 + i, 21 + i] = soil[21 + i, min(22 + i, 29)] = True
+    where = soil if line_only else np.zeros(shape_, bool)
+    if not line_only:
+        where[19:32, 19:32] = True
+    rng = np.random.default_rng(3)
+    sar = rng.normal(0.0, 0.5, shape_).astype("float32") + np.where(where, field_db, 0.0).astype("float32")
+    optical = rng.normal(0.05, 0.02, shape_).astype("float32") + np.where(where, 0.2, 0.0).astype("float32")
+    return {
+        "soil": soil,
+        "s1-welch-t.score": sar,
+        "s1-welch-t.p_value": np.where(where, p, 1.0).astype("float32"),
+        "optical": optical,
+        "crop": np.full(shape_, LC_CROP, "uint8"),
+    }
+
+
+@pytest.mark.parametrize(
+    ("field_db", "p", "line_only", "season", "expected"),
+    [
+        (2.5, 1e-3, False, True, ChangeType.CRATER_FIELD),
+        (2.5, 1e-3, False, False, ChangeType.EARTHWORKS),
+        (0.0, 1.0, False, True, ChangeType.EARTHWORKS),
+        (2.5, 0.3, False, True, ChangeType.EARTHWORKS),
+        (2.5, 1e-3, True, True, ChangeType.EARTHWORKS),
+    ],
+    ids=[
+        "both sensors: a cratered field",
+        "radar against the whole year (the rice cycle): not used on cropland",
+        "optics alone (the harvest): the string's shape decides",
+        "a rise that speckle could make (p 0.3): not used",
+        "a trench whose spoil roughened: still a line",
+    ],
+)
+def test_on_paddy_radar_against_the_season_can_say_crater_field(
+    field_db: float, p: float, line_only: bool, season: bool, expected: ChangeType
+) -> None:
+    c = _paddy_case(field_db=field_db, line_only=line_only, p=p)
+    layers = {**c, "s1-welch-t.season_baseline": np.full(c["soil"].shape, season)}
+    labels, kinds = soil_regions(
+        c["soil"],
+        sar_score=c["s1-welch-t.score"],
+        landcover=c["crop"],
+        crop_rise=_crop_rise(layers),
+        soil_score=c["optical"],
+    )
+    assert _typed(labels, kinds, (slice(21, 30), slice(21, 30))) == {expected}
+    if expected is ChangeType.CRATER_FIELD:
+        assert (labels > 0).sum() >= 0.6 * 13 * 13  # the field's extent, not the string's
 
 
 def test_radar_compares_a_region_with_surroundings_of_its_own_land_cover() -> None:

@@ -322,7 +322,8 @@ def detect_sar_change(
     Extra layers: `support`, where this change may corroborate another sensor's alert: off cropland, and on
     cropland only where it is unusual for the season; and
     `seasonal`, the change on cropland that is unusual for the season (significant against the same-season
-    baseline), e.g. crater fields raising VV through roughness (False everywhere without a seasonal baseline).
+    baseline), e.g. crater fields raising VV through roughness (False everywhere without a seasonal baseline);
+    `season_baseline`, the cropland whose change (score) was measured against the same-season baseline.
     """
     db = to_db(sar, smooth_px=smooth_px) if db is None else db
     times = sar["time"].values
@@ -423,6 +424,8 @@ def detect_sar_change(
     first = earliest.where(mask & (earliest < no_onset), -1).astype("int32")
     # Radar sees through cloud, so the last look before the change is simply the previous acquisition.
     before = (first - 1).where(first >= 0, -1).astype("int32")
+    # Given a season, cropland is tested against that season a year earlier or not at all.
+    season_baseline = (crop & z.notnull().any("test")) if crop is not None else xr.zeros_like(mask)
     if landcover is None:
         support = mask
         seasonal = xr.zeros_like(mask)
@@ -446,7 +449,7 @@ def detect_sar_change(
             str(s) for s in sar["scene_id"].values[is_post][np.argsort(times[is_post], kind="stable")]
         ),
         p_value=p_corr.astype("float32"),
-        extra={"support": support, "seasonal": seasonal},
+        extra={"support": support, "seasonal": seasonal, "season_baseline": season_baseline},
     )
 
 

@@ -217,6 +217,10 @@ def test_seasonal_baseline_ignores_the_rice_cycle(use_dask: bool) -> None:
     # ... against last December it is not.
     assert seasonal.mask.values.sum() == 0
     assert not seasonal.extra["seasonal"].values.any()
+    # Which cropland was measured against its season: all of it here, none without a season.
+    crop = lc.values == LC_CROP
+    assert (np.asarray(seasonal.extra["season_baseline"].values) == crop).all()
+    assert not np.asarray(plain.extra["season_baseline"].values).any()
 
 
 @pytest.mark.parametrize("use_dask", [False, True])
@@ -259,6 +263,7 @@ def test_seasonal_baseline_too_thin_leaves_cropland_untested() -> None:
     crop = lc.values == LC_CROP
     assert (d.p_value.values[crop] == 1).all()
     assert not d.mask.values[crop].any()
+    assert not d.extra["season_baseline"].values.any()
 
 
 @pytest.mark.parametrize("use_dask", [False, True])
