@@ -90,7 +90,7 @@ RADAR_LAST_SHARE = 0.25
 """An alert's radar_last_change is the latest pass at which at least this share of its radar-dated pixels had a
 change point (the omnibus test's last change interval), not the latest of any one pixel."""
 RADAR_EDGE_P = 0.05
-"""Weaker radar evidence that completes a drop only radar saw (hysteresis): the pixel's own p-value, already
+"""Weaker radar evidence that completes a region radar decides (hysteresis): the pixel's own p-value, already
 corrected for its tests (sar_alpha's family: orbits x polarisations x onsets x scales), below 5%, without the
 area-wide false-discovery control and the 2 dB minimum that a region's confident pixels pass (Canny's two
 thresholds). Speckle leaves the strict test a quarter of a burnt or cleared hectare; measured on the simulator's
@@ -638,15 +638,18 @@ def grow_edges(
     return out
 
 
-def grow_radar_drops(
+def grow_radar_edges(
     labels: np.ndarray, kinds: dict[int, ChangeType], evidence: Evidence, *, only: set[int]
 ) -> np.ndarray:
-    """Hysteresis for the drops only radar saw (radar_burn_regions, radar_vegetation_loss_regions): the regions in
-    `only` of those types take in the connected pixels, up to EDGE_REACH_PX beyond them, where backscatter fell
-    with a corrected p-value under RADAR_EDGE_P. Only into unflagged pixels off cropland and water (as the
-    regions themselves) where optics had no clear look after the region's first radar change, or are blind
-    (OPTICALLY_BLIND): a clear look that saw nothing is not overruled by weak radar evidence. Returns a new label
-    raster; the regions' types do not change."""
+    """Hysteresis for the regions radar decides: the regions in `only` take in the connected pixels, up to
+    EDGE_REACH_PX beyond them, where backscatter changed the same way as the region's (its median score's sign)
+    with a corrected p-value under RADAR_EDGE_P, and that no detector claimed.
+
+    Structural damage grows only over built-up land (where radar tells damaged structures). Drops only radar saw
+    (radar_burn_regions, radar_vegetation_loss_regions) grow only off cropland and water (as the regions
+    themselves) and where optics had no clear look after the region's first radar change, or are blind
+    (OPTICALLY_BLIND): a clear look that saw nothing is not overruled by weak radar evidence. Other regions do
+    not grow here. Returns a new label raster; the regions' types do not change."""
     L = evidence.layers
     p, score, first = (L.get(f"{SAR_METHOD}.{k}") for k in ("p_value", "score", "first"))
     times = evidence.times.get(SAR_METHOD)
@@ -654,28 +657,36 @@ def grow_radar_drops(
         return labels
     out = labels.copy()
     days = np.asarray(times).astype("datetime64[D]").astype("int64")
-    weak = (p < RADAR_EDGE_P) & (score < 0) & (evidence.codes == NONE)
+    weak = (p < RADAR_EDGE_P) & (evidence.codes == NONE)
     lc = evidence.landcover
+    drops_ok = weak & (score < 0)
     if lc is not None:
-        weak &= ~np.isin(lc, (LC_CROP, LC_WATER))
+        drops_ok &= ~np.isin(lc, (LC_CROP, LC_WATER))
     objects = ndimage.find_objects(labels)
     for k in sorted(only):
-        if kinds.get(k) not in (ChangeType.BURN_SCAR, ChangeType.VEGETATION_LOSS) or k > len(objects):
+        kind = kinds.get(k)
+        if k > len(objects) or objects[k - 1] is None:
             continue
-        sl = objects[k - 1]
-        if sl is None:
-            continue
-        win = _window(sl, EDGE_REACH_PX + 1, labels.shape)
+        win = _window(objects[k - 1], EDGE_REACH_PX + 1, labels.shape)
         region = out[win] == k
-        first_i = _median_index(first[win][region])
-        if first_i < 0:
+        if kind is ChangeType.STRUCTURAL_DAMAGE:
+            if evidence.builtup is None:
+                continue
+            sign = np.sign(np.nanmedian(score[win][region]))
+            ok = weak[win] & evidence.builtup[win] & (np.sign(score[win]) == sign)
+        elif kind in (ChangeType.BURN_SCAR, ChangeType.VEGETATION_LOSS):
+            first_i = _median_index(first[win][region])
+            if first_i < 0:
+                continue
+            ok = drops_ok[win].copy()
+            if evidence.optical_last_clear is not None:
+                unseen = evidence.optical_last_clear[win] < days[first_i]
+                if lc is not None:
+                    unseen |= np.isin(lc[win], OPTICALLY_BLIND)
+                ok &= unseen
+        else:
             continue
-        ok = weak[win] & (out[win] == 0)
-        if evidence.optical_last_clear is not None:
-            unseen = evidence.optical_last_clear[win] < days[first_i]
-            if lc is not None:
-                unseen |= np.isin(lc[win], OPTICALLY_BLIND)
-            ok &= unseen
+        ok &= out[win] == 0
         grown = region
         for _ in range(EDGE_REACH_PX):
             grown = grown | (ndimage.binary_dilation(grown, structure=EIGHT) & ok)
@@ -748,7 +759,11 @@ def vectorise_alerts(
     # The MMU applies to each region with its weaker edge (grow_edges), as long as its core is half of it.
     candidates = {k for k in kinds if core[k] * px_ha >= MMU_CORE_SHARE * mmu_ha}
     labels = grow_edges(labels, kinds, evidence, only=candidates - radar_only)
-    labels = grow_radar_drops(labels, kinds, evidence, only=candidates & radar_only)
+    structures = {k for k in candidates if kinds[k] is ChangeType.STRUCTURAL_DAMAGE}
+    seeded = labels
+    labels = grow_radar_edges(labels, kinds, evidence, only=structures | (candidates & radar_only))
+    # Radar's weaker edge extends a region; whether another sensor agrees is judged without it.
+    radar_edge = labels != seeded
     counts = np.bincount(labels.ravel(), minlength=max(kinds) + 1)
     keep = {k for k in candidates if counts[k] * px_ha >= mmu_ha}
     if not keep:
@@ -799,9 +814,10 @@ def vectorise_alerts(
         times = evidence.times[method]
         sensors = {sensor}
         methods = {method}
+        judged = pix & ~radar_edge
         for other in CORROBORATORS[sensor]:
             mask = L.get(f"{other}.support", L.get(f"{other}.mask"))
-            if mask is not None and mask[pix].mean() >= CORROBORATION_SHARE:
+            if mask is not None and mask[judged].mean() >= CORROBORATION_SHARE:
                 sensors.add(evidence.sensors[other])
                 methods.add(other)
         last_v = L[f"{method}.last"][pix]

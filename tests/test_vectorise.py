@@ -135,6 +135,44 @@ def test_optical_change_on_built_up_land_completes_a_radar_structure() -> None:
     )
 
 
+def test_radar_structural_damage_takes_in_its_weaker_edge_on_built_up_land() -> None:
+    """Hysteresis for structures: built-up pixels within two pixels whose own corrected p-value is under 5% and
+    that changed the same way complete a region whose strict pixels fall under the MMU."""
+    aoi = tiny_aoi()
+    codes = np.zeros(aoi.shape, "uint8")
+    codes[20:24, 20:24] = STRUCTURE  # 16 px: a core over half the 0.2 ha MMU, under the MMU
+    ev = _evidence(codes)  # radar score +0.5 dB everywhere
+    p = ev.layers["s1-welch-t.p_value"].copy()
+    p[18:26, 18:26] = np.minimum(p[18:26, 18:26], 0.01)
+    p[30:40, 30:40] = 0.01  # weak evidence beyond the reach: another place
+    builtup = np.zeros(aoi.shape, bool)
+    builtup[:, :60] = True
+    builtup[18:26, 24:26] = False  # a yard beside the block: not built-up to radar
+    layers = {**ev.layers, "s1-welch-t.p_value": p}
+    grown = Evidence(**{**ev.__dict__, "layers": layers, "builtup": builtup})
+    (a,) = vectorise_alerts(grown, geobox=aoi.geobox, area_id="x", mmu_ha=0.2)
+    assert a.change_type is ChangeType.STRUCTURAL_DAMAGE and a.area_ha == pytest.approx(0.48)  # 8 x 6 px
+    assert a.sensors == ["sentinel-1"] and a.p_value == pytest.approx(1e-8)
+    # Whether optics agree is judged on the strict pixels: 6 of 16 is agreement, though only 6 of the grown 48.
+    cva = np.zeros(aoi.shape, bool)
+    cva[20:22, 20:23] = True
+    seen = Evidence(**{**grown.__dict__, "layers": {**layers, "cva.support": cva}})
+    (b,) = vectorise_alerts(seen, geobox=aoi.geobox, area_id="x", mmu_ha=0.2)
+    assert b.area_ha == pytest.approx(0.48) and b.sensors == ["sentinel-1", "sentinel-2"]
+    # Without the built-up layer, or where the edge changed the other way, the region stays under the MMU.
+    fell = np.where(codes == STRUCTURE, 0.5, -0.5).astype("float32")
+    for other in (
+        {"builtup": None},
+        {"builtup": builtup, "layers": {**layers, "s1-welch-t.score": fell}},
+    ):
+        assert (
+            vectorise_alerts(
+                Evidence(**{**grown.__dict__, **other}), geobox=aoi.geobox, area_id="x", mmu_ha=0.2
+            )
+            == []
+        )
+
+
 def test_two_sensors_make_highest_and_repeat_makes_high() -> None:
     aoi = tiny_aoi()
     codes = np.zeros(aoi.shape, "uint8")
