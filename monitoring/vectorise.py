@@ -93,8 +93,8 @@ RADAR_EDGE_P = 0.05
 """Weaker radar evidence that completes a region radar decides (hysteresis): the pixel's own p-value, already
 corrected for its tests (sar_alpha's family: orbits x polarisations x onsets x scales), below 5%, without the
 area-wide false-discovery control and the 2 dB minimum that a region's confident pixels pass (Canny's two
-thresholds). Speckle leaves the strict test a quarter of a burnt or cleared hectare; measured on the simulator's
-monsoon burns and earthworks, the weaker edge within EDGE_REACH_PX brings it to 60-90% and adds no pixel off them."""
+thresholds). Speckle leaves the strict test a sixth to a quarter of a burnt or cleared hectare; on the simulator's
+monsoon burns and earthworks the weaker edge within EDGE_REACH_PX brought that to 52-87% and added no false alert."""
 OPTICAL_CHANGE = "cva"
 """The optical change test (change vector over six bands) that completes a radar structural-damage region."""
 
@@ -279,12 +279,13 @@ def soil_regions(
 
     sar_score: the radar's signed dB change per pixel (exactly 0 where it tested nothing); compared with the
     region's surroundings it tells roughened ground. On cropland (landcover), where the rice cycle moves
-    backscatter by several dB, only to say yes, and only where at least half the region rose significantly against
-    the same season a year earlier (`crop_rise`): a rise there is unusual for the season (craters, spoil; the
-    rice cycle repeats), but flooding or a crop can hide one. Then the shape is judged on the region with its cropland edge
-    where both sensors' weaker evidence agrees (`_roughened_crop`, with `soil_score` the optical soil score): the
-    strict optical test sees only the barest specks of a cratered field, but a trench stays a line. unchanged: pixels no detector flagged, that surroundings are drawn from (default:
-    every pixel that is not soil exposure). post_ndvi: NDVI of the latest clear look; where radar cannot tell,
+    backscatter by several dB, only to say yes, and only where at least half the region rose significantly
+    against the same season a year earlier (`crop_rise`): a rise there is unusual for the season (craters,
+    spoil; the rice cycle repeats), but flooding or a crop can hide one. The shape is then judged on the region
+    with its cropland edge where both sensors' weaker evidence agrees (`_roughened_crop`, `soil_score` being the
+    optical soil score): the strict optical test sees only the barest specks of a cratered field, but a trench
+    stays a line. unchanged: pixels no detector flagged, that surroundings are drawn from (default: every pixel
+    that is not soil exposure). post_ndvi: NDVI of the latest clear look; where radar cannot tell,
     how bare the region ended up decides. Without either the type follows from shape and fill alone.
     """
     density = ndimage.uniform_filter(soil.astype("float32"), size=DENSITY_WINDOW_PX, mode="constant")
@@ -584,8 +585,8 @@ def grow_edges(
     """Hysteresis: burn and soil regions take in the connected pixels, up to EDGE_REACH_PX beyond them, whose
     score exceeds the median of the region's unchanged surroundings by EDGE_SCORES (seed pixels from the strict
     tests, grown into a looser one). Only into unflagged pixels off cropland, where the harvest alone passes the
-    optical test; a crater field grows onto cropland only where radar, measured against the same season a year
-    earlier, also rose by CRATER_MIN_ROUGHENING_DB above the region's surroundings (both sensors' weaker evidence).
+    optical test; a crater field grows onto cropland only where radar also rose, significantly against the same
+    season a year earlier and by CRATER_MIN_ROUGHENING_DB above the region's surroundings (`_roughened_crop`).
     `only`: the labels to grow. Returns a new label raster; the regions' types do not change."""
     out = labels.copy()
     codes = evidence.codes
