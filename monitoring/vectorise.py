@@ -161,6 +161,14 @@ def _window(sl: tuple[slice, ...], pad: int, shape: tuple[int, ...]) -> tuple[sl
     return tuple(slice(max(s.start - pad, 0), min(s.stop + pad, n)) for s, n in zip(sl, shape, strict=True))
 
 
+def _grow(region: np.ndarray, into: np.ndarray) -> np.ndarray:
+    """The region with the `into` pixels connected to it (8-connected) up to EDGE_REACH_PX beyond it."""
+    grown = region
+    for _ in range(EDGE_REACH_PX):
+        grown = grown | (ndimage.binary_dilation(grown, structure=EIGHT) & into)
+    return grown
+
+
 def _surroundings(region: np.ndarray, unchanged: np.ndarray) -> np.ndarray:
     """The unchanged pixels RING_PX away from a region (both arrays of one window)."""
     near = ndimage.binary_dilation(region, structure=EIGHT, iterations=RING_PX[0])
@@ -238,28 +246,27 @@ def _crop_rise(layers: dict[str, np.ndarray]) -> np.ndarray | None:
 
 def _roughened_crop(
     region: np.ndarray,
-    unchanged: np.ndarray,
+    ring: np.ndarray,
     landcover: np.ndarray,
     crop_rise: np.ndarray,
     sar: np.ndarray,
-    soil_score: np.ndarray,
+    soil_score: np.ndarray | None = None,
 ) -> np.ndarray:
     """Cropland pixels (of one window) where both sensors' weaker evidence says a region's soil was opened and
-    roughened: the optical soil score exceeds the median of the region's surroundings by EDGE_SCORES' margin, and
-    radar rose against the season (`crop_rise`) by CRATER_MIN_ROUGHENING_DB above its surroundings (`sar` in dB,
-    NaN where untested). The harvest passes the first alone, a wetter field the second alone. All False where
-    either background is missing."""
-    ring = _surroundings(region, unchanged)
+    roughened: radar rose against the season (`crop_rise`) by CRATER_MIN_ROUGHENING_DB above the median of the
+    region's surroundings `ring` (`sar` in dB, NaN where untested), and the optical soil score exceeds theirs by
+    EDGE_SCORES' margin (not tested without `soil_score`: grow_edges has tested it already). The harvest passes
+    the optical test alone, a wetter field the radar test alone. All False where a background is missing."""
     sar_bg = _background(sar, region, ring, landcover)
-    opt_bg = _background(soil_score, region, ring, landcover)
-    if sar_bg is None or opt_bg is None:
+    if sar_bg is None:
         return np.zeros(region.shape, bool)
-    return (
-        (landcover == LC_CROP)
-        & crop_rise
-        & (sar >= sar_bg + CRATER_MIN_ROUGHENING_DB)
-        & (soil_score >= opt_bg + EDGE_SCORES[SOIL][1])
-    )
+    out = (landcover == LC_CROP) & crop_rise & (sar >= sar_bg + CRATER_MIN_ROUGHENING_DB)
+    if soil_score is None:
+        return out
+    opt_bg = _background(soil_score, region, ring, landcover)
+    if opt_bg is None:
+        return np.zeros(region.shape, bool)
+    return out & (soil_score >= opt_bg + EDGE_SCORES[SOIL][1])
 
 
 def soil_regions(
@@ -319,11 +326,11 @@ def soil_regions(
                 and lc is not None
             ):
                 roughening = rise
+                ring = _surroundings(outline, unchanged[win])
                 edge = _roughened_crop(
-                    outline, unchanged[win], lc, crop_rise[win], sar[win], soil_score[win]
+                    outline, ring, lc, crop_rise[win], sar[win], soil_score[win]
                 ) & np.isin(regions[win], (0, r))
-                for _ in range(EDGE_REACH_PX):
-                    disturbed = disturbed | (ndimage.binary_dilation(disturbed, structure=EIGHT) & edge)
+                disturbed = _grow(disturbed, edge)
                 outline = _outline(disturbed)
         bareness = None
         if post_ndvi is not None:
@@ -562,11 +569,7 @@ def complete_structures(labels: np.ndarray, kinds: dict[int, ChangeType], eviden
             continue
         win = _window(objects[k - 1], EDGE_REACH_PX + 1, labels.shape)
         region = out[win] == k
-        ok = weak[win] & (out[win] == 0)
-        grown = region
-        for _ in range(EDGE_REACH_PX):
-            grown = grown | (ndimage.binary_dilation(grown, structure=EIGHT) & ok)
-        out[win][grown & ~region] = k
+        out[win][_grow(region, weak[win] & (out[win] == 0)) & ~region] = k
     return out
 
 
@@ -615,9 +618,8 @@ def grow_edges(
                 continue
             win = _window(sl, RING_PX[1] + EDGE_REACH_PX + 1, labels.shape)
             region = out[win] == k
-            bg = _background(
-                score[win], region, _surroundings(region, unchanged[win]), None if lc is None else lc[win]
-            )
+            ring = _surroundings(region, unchanged[win])
+            bg = _background(score[win], region, ring, None if lc is None else lc[win])
             if bg is None:
                 continue
             ok = allowed[win]
@@ -627,15 +629,12 @@ def grow_edges(
                 and crop_rise is not None
                 and sar is not None
             ):
+                # The optical half of _roughened_crop is the score test below, against the same surroundings.
                 ok = ok | (
-                    _roughened_crop(region, unchanged[win], lc[win], crop_rise[win], sar[win], score[win])
-                    & (codes[win] == NONE)
+                    _roughened_crop(region, ring, lc[win], crop_rise[win], sar[win]) & (codes[win] == NONE)
                 )
             weak = (score[win] >= bg + excess) & ok & (out[win] == 0)
-            grown = region
-            for _ in range(EDGE_REACH_PX):
-                grown = grown | (ndimage.binary_dilation(grown, structure=EIGHT) & weak)
-            out[win][grown & ~region] = k
+            out[win][_grow(region, weak) & ~region] = k
     return out
 
 
@@ -687,11 +686,7 @@ def grow_radar_edges(
                 ok &= unseen
         else:
             continue
-        ok &= out[win] == 0
-        grown = region
-        for _ in range(EDGE_REACH_PX):
-            grown = grown | (ndimage.binary_dilation(grown, structure=EIGHT) & ok)
-        out[win][grown & ~region] = k
+        out[win][_grow(region, ok & (out[win] == 0)) & ~region] = k
     return out
 
 
