@@ -181,14 +181,9 @@ def attribute_fires(
     return [np.flatnonzero(owner == i) for i in range(len(changes))]
 
 
-def match_fires(fires: Fires, geom: shapely.Geometry, first_day: date | None, last_day: date) -> FireMatch:
-    """The detections within reach of a change's outline (grid CRS) between its last look before and its first
-    look after (days, inclusive): the fire that made a burn scar burnt in that interval."""
-    return summarise_fires(fires, fires.near(geom, first_day, last_day))
-
-
 def summarise_fires(fires: Fires, idx: np.ndarray) -> FireMatch:
-    """What the detections `idx` say of one change (match_fires, or attribute_fires' share of a change)."""
+    """What the detections `idx` say of one change: its share from attribute_fires, or all within its reach and
+    interval (Fires.near)."""
     if not idx.size:
         return FireMatch(0, None, None, None, ())
     t = fires.time[idx]

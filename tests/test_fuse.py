@@ -9,7 +9,7 @@ import pytest
 import shapely
 from pyproj import Transformer
 
-from monitoring.fuse import FireMatch, Fires, confidence_tier, match_fires, set_aside_farm_burning
+from monitoring.fuse import FireMatch, Fires, confidence_tier, set_aside_farm_burning, summarise_fires
 from monitoring.results import Alert, ChangeType, Confidence
 from monitoring.sources.thermal import empty_fires, fires_frame
 
@@ -125,6 +125,11 @@ def _fires(xy_days: list[tuple[float, float, str]], pixel_m: float | list[float]
     return Fires.from_frame(gdf, "EPSG:32648")
 
 
+def _summary_near(fires: Fires, geom: shapely.Geometry, first_day: date | None, last_day: date) -> FireMatch:
+    """The detections within reach of a change's outline in its interval, summarised."""
+    return summarise_fires(fires, fires.near(geom, first_day, last_day))
+
+
 def test_fires_match_a_change_within_a_pixel_and_its_interval() -> None:
     scar = shapely.box(0, 0, 100, 100)
     fires = _fires(
@@ -136,15 +141,15 @@ def test_fires_match_a_change_within_a_pixel_and_its_interval() -> None:
             (50, 50, "2025-12-12"),  # after the first look that showed the scar
         ]
     )
-    m = match_fires(fires, scar, date(2025, 12, 1), date(2025, 12, 6))
+    m = _summary_near(fires, scar, date(2025, 12, 1), date(2025, 12, 6))
     assert m.count == 2 and m.sensors == ("viirs",) and m.frp_max == 2.0
     assert m.first == datetime(2025, 12, 5, 6, 30) and m.last == datetime(2025, 12, 6, 6, 30)
-    assert match_fires(fires, scar, None, date(2025, 12, 6)).count == 3  # no look before: no lower bound
-    assert match_fires(fires, scar, date(2025, 12, 7), date(2025, 12, 10)) == FireMatch(
+    assert _summary_near(fires, scar, None, date(2025, 12, 6)).count == 3  # no look before: no lower bound
+    assert _summary_near(fires, scar, date(2025, 12, 7), date(2025, 12, 10)) == FireMatch(
         0, None, None, None, ()
     )
     # A MODIS pixel is a kilometre across: its reach is too.
-    assert match_fires(_fires([(600, 50, "2025-12-06")], 1000.0), scar, None, date(2025, 12, 6)).count == 1
+    assert _summary_near(_fires([(600, 50, "2025-12-06")], 1000.0), scar, None, date(2025, 12, 6)).count == 1
 
 
 def test_a_fire_reaches_as_far_as_its_own_pixel() -> None:
@@ -153,7 +158,7 @@ def test_a_fire_reaches_as_far_as_its_own_pixel() -> None:
     scar = shapely.box(0, 0, 100, 100)
     fires = _fires([(700, 50, "2025-12-05"), (700, 50, "2025-12-06")], pixel_m=[800.0, 390.0])
     assert fires.near(scar, date(2025, 12, 1), date(2025, 12, 6)).tolist() == [0]
-    m = match_fires(fires, scar, date(2025, 12, 1), date(2025, 12, 6))
+    m = _summary_near(fires, scar, date(2025, 12, 1), date(2025, 12, 6))
     assert m.count == 1 and m.first == datetime(2025, 12, 5, 6, 30) and m.last == m.first
 
 
@@ -177,7 +182,7 @@ def test_fires_from_a_frame_project_wgs84_points_onto_the_grid() -> None:
     f = Fires.from_frame(fires_frame(row), "EPSG:32648")
     x, y = Transformer.from_crs(4326, 32648, always_xy=True).transform(104.0, 14.0)
     assert (f.x[0], f.y[0]) == pytest.approx((x, y)) and f.sensor[0] == "modis" and np.isnan(f.frp[0])
-    assert match_fires(f, shapely.Point(x, y).buffer(10), None, date(2025, 12, 5)).frp_max is None
+    assert _summary_near(f, shapely.Point(x, y).buffer(10), None, date(2025, 12, 5)).frp_max is None
 
 
 def test_a_fire_within_reach_of_two_changes_counts_for_the_nearer_only() -> None:
@@ -193,7 +198,7 @@ def test_a_fire_within_reach_of_two_changes_counts_for_the_nearer_only() -> None
     )
     assert owned[0].tolist() == [1] and owned[1].tolist() == [0]
     assert (
-        match_fires(fires, scar, date(2025, 12, 1), date(2025, 12, 6)).count == 2
+        _summary_near(fires, scar, date(2025, 12, 1), date(2025, 12, 6)).count == 2
     )  # alone, it would take both
     assert summarise_fires(fires, owned[0]).count == 1
     # Outside the village's interval the fire is not its: the scar keeps it.

@@ -19,7 +19,7 @@ from pyproj import Transformer
 from monitoring.aoi import AOI, aoi_from_bbox
 from monitoring.config import FirmsSettings, Settings, ThermalSettings
 from monitoring.errors import SourceError
-from monitoring.fuse import Fires, match_fires
+from monitoring.fuse import Fires, summarise_fires
 from monitoring.sources import firms as firms_mod
 from monitoring.sources.firms import (
     AreaRequest,
@@ -331,7 +331,7 @@ def test_an_off_nadir_fire_reaches_an_alert_that_a_nadir_one_does_not(aoi: AOI) 
     assert shapely.distance(shapely.points(grid.x, grid.y), scar).tolist() == pytest.approx(
         [600.0] * 2, abs=1
     )
-    m = match_fires(grid, scar, date(2025, 12, 1), d)
+    m = summarise_fires(grid, grid.near(scar, date(2025, 12, 1), d))
     assert m.count == 1 and m.sensors == ("viirs",)
     assert fires["satellite"].iloc[grid.near(scar, None, d)].tolist() == ["NOAA-20"]
 
