@@ -1184,6 +1184,7 @@ def detect_multivariate_change(
     confirm: bool = True,
     grow: bool = False,
     exclude_green: bool = False,
+    dry: bool = False,
     confirm_null: SegmentNull = "genomic",
     gate: bool = False,
     max_iter: int = 50,
@@ -1203,7 +1204,8 @@ def detect_multivariate_change(
     `context` and `correction` select the variants of `change_mask` ("pixel" and "bonferroni" are the rule);
     "segment" and "coherent" test segments instead (`segment_change_mask`, Bonferroni only, no
     confirmation). `texture` names bands whose `local_texture` joins `bands` as IR-MAD variables.
-    `exclude_green` drops flags on dense vegetation on both dates (`green_mask`); `grow` (with `confirm`)
+    `exclude_green` drops flags on dense vegetation on both dates (`green_mask`), `dry` on open water on both
+    dates (`water_mask`, which the fit leaves out anyway); `grow` (with `confirm`)
     flags confirmed segments whole where most of their pixels are flagged. `confirm_null="calibrated"`
     confirms against a segment null measured on the image (`calibrated_segment_chi2`); `gate` tests segments
     first and pixels inside the passing ones (`gated_change`; `p_value` and `threshold` stay those of the
@@ -1233,7 +1235,7 @@ def detect_multivariate_change(
         found = change_mask(result, alpha=alpha, mmu_px=1)
         mask = remove_small_regions(gated_change(result, before, after, alpha=alpha).rename("change"), mmu_px)
         return dataclasses.replace(found, mask=mask, confirmed=True)
-    if not (confirm or exclude_green):
+    if not (confirm or exclude_green or dry):
         return change_mask(
             result, alpha=alpha, mmu_px=mmu_px, correction=correction, statistic=statistic, context=context
         )
@@ -1243,6 +1245,8 @@ def detect_multivariate_change(
     raw = found.mask
     if exclude_green:
         raw = raw & ~green_mask(before, after)
+    if dry and has_ndwi:
+        raw = raw & ~water_mask(before, after)
     if confirm:
         raw = confirm_coherent(raw, result, before, after, alpha=alpha, grow=grow, null=confirm_null)
     mask = remove_small_regions(raw.rename("change"), mmu_px)

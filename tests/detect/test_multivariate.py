@@ -25,6 +25,7 @@ from monitoring.detect.multivariate import (
     segment_means,
     shift_tolerant_chi2,
     size_stratified_inflation,
+    water_mask,
     window_mean,
 )
 from monitoring.errors import DetectionError
@@ -459,6 +460,22 @@ def test_green_on_both_dates_is_never_flagged() -> None:
     before, after, truth = _pair(seed=5)  # vegetated land: NDVI ~0.7 on both dates away from the patch
     res = detect_multivariate_change(before, after, exclude_green=True, confirm=False)
     assert not (res.mask & green_mask(before, after)).values.any()
+
+
+@pytest.mark.parametrize("use_dask", [False, True])
+def test_dry_never_flags_water_and_keeps_the_land_patch(use_dask: bool) -> None:
+    before, after, truth = _pair(seed=5, sea=True)
+    plume = np.zeros_like(truth)
+    plume[4:20, 2 : SEA - 2] = True  # sediment: brighter in the visible, still dark in NIR (NDWI > 0)
+    for b in ("B02", "B03", "B04"):
+        after[b].values[plume] += 0.08
+    b_, a_ = _maybe_dask(before, use_dask), _maybe_dask(after, use_dask)
+    rule = detect_multivariate_change(b_, a_).mask.values
+    dry = detect_multivariate_change(b_, a_, dry=True).mask.values
+    water = water_mask(before, after).values
+    assert water[plume].all() and rule[plume].mean() > 0.5  # the rule flags the plume as change
+    assert not (dry & water).any() and dry[truth].mean() > 0.9  # dry does not; the land patch stays
+    assert not (dry & ~rule).any()  # it only removes
 
 
 # --- Third round of OSCD variants: other segment nulls, segments-first gating -------------------------------
