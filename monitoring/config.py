@@ -147,6 +147,12 @@ class ThresholdSettings(_Strict):
     """Burn scars on cropland, seen by one sensor only, in one area and one after window, from which on the area
     is taken to be in its farm-burning season: they are then set aside as context (shown, not counted as
     alerts). Fewer are kept as low-confidence alerts: one or two field fires is not a season."""
+    farm_burning_min_fires: Annotated[int, Field(ge=1)] = 10
+    """Active-fire detections on cropland in one area over the run's windows (before and after), not within reach
+    of any of its alerts, from which on the area is also taken to be in its farm-burning season, however few of
+    the burnt fields this window shows: stubble burning lights fields on most dry-season days, and a kiln or a
+    rubbish fire on a field now and then is the background (simulated areas: 0-4 over ten weeks without farm
+    burning, 6-213 with it)."""
 
 
 class SentinelHubSettings(_Strict):

@@ -10,6 +10,7 @@ import geopandas as gpd
 import numpy as np
 import shapely
 import xarray as xr
+from affine import Affine
 
 from monitoring.detect.result import Detection
 from monitoring.results import Alert, ChangeType, Confidence
@@ -65,15 +66,20 @@ def confidence_tier(
     return Confidence.LOW
 
 
-def set_aside_farm_burning(alerts: Sequence[Alert], *, min_fields: int) -> tuple[list[Alert], list[Alert]]:
+def set_aside_farm_burning(
+    alerts: Sequence[Alert], *, min_fields: int, farm_fires: int = 0, min_fires: int | None = None
+) -> tuple[list[Alert], list[Alert]]:
     """(alerts, seasonal burns): where farmers are burning, burns on cropland are context, not alerts.
 
     In the dry season the rice plains burn their stubble field by field, and one sensor cannot tell those fires
     from a field set alight by shelling. Like the war-fire model's test against the season's normal fire activity,
-    the area's own window decides: with at least `min_fields` single-sensor burn scars on cropland (`seasonal`
-    alerts) the season is under way, and every one of them is set aside (kept for the map and the GeoJSON, not
-    counted or listed as an alert). Fewer stay alerts at low confidence. Burns that radar corroborates (an
-    active fire does not: farmers' fires are hot too), burns off cropland and every other change type are never set aside.
+    the area's own record decides: the season is under way with at least `min_fields` single-sensor burn scars on
+    cropland (`seasonal` alerts) in the window, or with at least `min_fires` active-fire detections on cropland
+    that no alert accounts for (`farm_fires`, from `cropland_fires`) over the run's windows, and then every
+    seasonal burn is set aside (kept for the map and the GeoJSON, not counted or listed as an alert). Otherwise
+    they stay alerts at low confidence: one or two field fires is not a season. Burns that radar corroborates
+    (an active fire does not: farmers' fires are hot too), burns off cropland and every other change type are
+    never set aside.
     """
     thermal = set(THERMAL_SENSORS.values())
     seasonal = [
@@ -81,7 +87,8 @@ def set_aside_farm_burning(alerts: Sequence[Alert], *, min_fields: int) -> tuple
         for a in alerts
         if a.seasonal and a.change_type is ChangeType.BURN_SCAR and len(set(a.sensors) - thermal) < 2
     ]
-    if len(seasonal) < min_fields:
+    burning = len(seasonal) >= min_fields or (min_fires is not None and farm_fires >= min_fires)
+    if not (seasonal and burning):
         return list(alerts), []
     aside = {a.id for a in seasonal}
     return [a for a in alerts if a.id not in aside], seasonal
@@ -195,3 +202,30 @@ def summarise_fires(fires: Fires, idx: np.ndarray) -> FireMatch:
         frp_max=round(float(np.nanmax(frp)), 2) if np.isfinite(frp).any() else None,
         sensors=tuple(sorted(set(fires.sensor[idx]))),
     )
+
+
+def cropland_fires(
+    fires: Fires,
+    landcover: np.ndarray,
+    affine: Affine,
+    *,
+    crop: int,
+    accounted: Sequence[shapely.Geometry] = (),
+) -> int:
+    """Active-fire detections whose point lies on a `crop` pixel of `landcover` (on the grid of `affine`, the
+    grid's CRS being the fires'), leaving out those within reach of an `accounted` outline (the run's alerts,
+    grid CRS): the area's background of field fires, which set_aside_farm_burning weighs."""
+    if not len(fires):
+        return 0
+    cols, rows = ~affine * (fires.x, fires.y)
+    rows, cols = np.floor(rows).astype("int64"), np.floor(cols).astype("int64")
+    inside = (rows >= 0) & (rows < landcover.shape[0]) & (cols >= 0) & (cols < landcover.shape[1])
+    on_crop = np.zeros(len(fires), dtype=bool)
+    on_crop[inside] = landcover[rows[inside], cols[inside]] == crop
+    if accounted and on_crop.any():
+        points = shapely.points(fires.x[on_crop], fires.y[on_crop])
+        near = np.zeros(points.size, dtype=bool)
+        for geom in accounted:
+            near |= shapely.distance(points, geom) <= fires.reach_m[on_crop]
+        return int(on_crop.sum() - near.sum())
+    return int(on_crop.sum())

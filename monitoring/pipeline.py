@@ -16,6 +16,7 @@ import dask
 import geopandas as gpd
 import numpy as np
 import xarray as xr
+from odc.geo.geom import Geometry
 
 from monitoring.aoi import AOI, TimeWindows
 from monitoring.config import Settings, resolve_config_path
@@ -30,10 +31,10 @@ from monitoring.detect import (
 from monitoring.detect.omnibus import date_sar_changes
 from monitoring.detect.sar import to_db
 from monitoring.errors import ConfigError, DetectionError, SourceError
-from monitoring.fuse import Fires, fuse_change_types, set_aside_farm_burning
+from monitoring.fuse import Fires, cropland_fires, fuse_change_types, set_aside_farm_burning
 from monitoring.preprocess import add_indices, composite, latest_clear, mask_clouds
 from monitoring.results import Alert, Coverage, FireDetection, HotspotResult, Windows, area_dir
-from monitoring.sources.base import ImagerySource, check_optical, check_sar
+from monitoring.sources.base import LC_CROP, ImagerySource, check_optical, check_sar
 from monitoring.sources.thermal import ThermalSource, check_fires, utc_day_bounds
 from monitoring.store import AlertStore
 from monitoring.track import track_alerts
@@ -365,6 +366,7 @@ def analyse_area(
 
     alerts: list[Alert] = []
     seasonal_burns: list[Alert] = []
+    farm_fires: int | None = None
     if "codes" in c:
         base_days = [d for d in clear_days if d <= baseline_end]
         evidence = Evidence(
@@ -383,7 +385,17 @@ def analyse_area(
             builtup=c["builtup"].astype(bool) if "builtup" in c else None,
         )
         alerts = vectorise_alerts(evidence, geobox=aoi.geobox, area_id=aoi.id, mmu_ha=th.mmu_ha)
-        alerts, seasonal_burns = set_aside_farm_burning(alerts, min_fields=th.farm_burning_min_fields)
+        if evidence.fires is not None and evidence.landcover is not None:
+            outlines = [Geometry(a.geometry, "EPSG:4326").to_crs(aoi.crs).geom for a in alerts]
+            farm_fires = cropland_fires(
+                evidence.fires, evidence.landcover, aoi.geobox.affine, crop=LC_CROP, accounted=outlines
+            )
+        alerts, seasonal_burns = set_aside_farm_burning(
+            alerts,
+            min_fields=th.farm_burning_min_fields,
+            farm_fires=farm_fires or 0,
+            min_fires=th.farm_burning_min_fires,
+        )
 
     out = area_dir(run_dir, aoi.id)
     chips = None
@@ -404,6 +416,7 @@ def analyse_area(
         coverage=coverage,
         alerts=alerts,
         seasonal_burns=seasonal_burns,
+        cropland_fires=farm_fires,
         thermal_source=thermal.name if fires is not None and thermal is not None else None,
         fires=_fire_records(fires, aoi, windows) if fires is not None else [],
         scene_ids=scene_ids,

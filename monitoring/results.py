@@ -197,8 +197,13 @@ class HotspotResult(_Record):
     alerts: list[Alert] = Field(default_factory=list)
     seasonal_burns: list[Alert] = Field(default_factory=list)
     """Burn scars on cropland set aside as the season's farm burning (fuse.set_aside_farm_burning): where many
-    fields burnt in the same window, single-sensor burns on cropland are shown as context, not counted as alerts.
-    Same records as alerts, so a GIS analyst can still inspect each one."""
+    fields burnt in the same window, or many fires burnt on the area's cropland, single-sensor burns on cropland
+    are shown as context, not counted as alerts. Same records as alerts, so a GIS analyst can still inspect each
+    one."""
+    cropland_fires: int | None = None
+    """Active-fire detections on the area's cropland over the run's windows (before and after), away from its
+    alerts (fuse.cropland_fires): the farm-burning season test weighs them. None = thermal data or land cover
+    not available in this run."""
     tracked: bool = False
     """Whether the alerts were matched against earlier daily runs (monitoring.track); ad hoc checks are not."""
     previous_run: date | None = None

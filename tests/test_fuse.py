@@ -7,9 +7,17 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
+from affine import Affine
 from pyproj import Transformer
 
-from monitoring.fuse import FireMatch, Fires, confidence_tier, set_aside_farm_burning, summarise_fires
+from monitoring.fuse import (
+    FireMatch,
+    Fires,
+    confidence_tier,
+    cropland_fires,
+    set_aside_farm_burning,
+    summarise_fires,
+)
 from monitoring.results import Alert, ChangeType, Confidence
 from monitoring.sources.thermal import empty_fires, fires_frame
 
@@ -123,6 +131,43 @@ def _fires(xy_days: list[tuple[float, float, str]], pixel_m: float | list[float]
         frame, geometry=gpd.points_from_xy([x for x, _, _ in xy_days], [y for _, y, _ in xy_days]), crs=32648
     )
     return Fires.from_frame(gdf, "EPSG:32648")
+
+
+def test_many_fires_on_cropland_make_the_season_however_few_burns_this_window_shows() -> None:
+    two = [_alert(0), _alert(1)]
+    kept, aside = set_aside_farm_burning(two, min_fields=5, farm_fires=9, min_fires=10)
+    assert kept == two and aside == []  # a few fires now and then is the background
+    kept, aside = set_aside_farm_burning(
+        two + [_alert(9, seasonal=False)], min_fields=5, farm_fires=10, min_fires=10
+    )
+    assert [a.id for a in aside] == ["a0", "a1"] and [a.id for a in kept] == ["a9"]
+    # Fires set nothing aside where there is no seasonal burn, and never a corroborated one.
+    radar = [_alert(3, sensors=("sentinel-1", "sentinel-2"))]
+    assert set_aside_farm_burning(radar, min_fields=5, farm_fires=500, min_fires=10) == (radar, [])
+
+
+LC_CROP, LC_TREE = 40, 10
+
+
+def test_cropland_fires_counts_fires_on_crop_pixels_away_from_the_alerts() -> None:
+    # A 10 x 10 grid of 10 m pixels from (0, 100) down: the left half cropland, the right half forest.
+    affine = Affine(10.0, 0.0, 0.0, 0.0, -10.0, 100.0)
+    landcover = np.full((10, 10), LC_TREE, dtype="uint8")
+    landcover[:, :5] = LC_CROP
+    fires = _fires(
+        [
+            (5.0, 95.0, "2025-12-10"),  # crop, top-left pixel
+            (45.0, 5.0, "2025-12-11"),  # crop, bottom row, column 4
+            (55.0, 50.0, "2025-12-12"),  # forest
+            (25.0, 50.0, "2025-12-13"),  # crop, beside an alert below
+            (500.0, 50.0, "2025-12-14"),  # off the grid
+        ],
+        pixel_m=20.0,
+    )
+    assert cropland_fires(fires, landcover, affine, crop=LC_CROP) == 3
+    alert = shapely.box(15, 30, 35, 40)  # 10 m below the fourth fire: within its 20 m reach, 27 m from the second
+    assert cropland_fires(fires, landcover, affine, crop=LC_CROP, accounted=[alert]) == 2
+    assert cropland_fires(_fires([]), landcover, affine, crop=LC_CROP) == 0
 
 
 def _summary_near(fires: Fires, geom: shapely.Geometry, first_day: date | None, last_day: date) -> FireMatch:

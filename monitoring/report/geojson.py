@@ -175,6 +175,9 @@ def _observation_feature(
         "alert_count": len(result.alerts),
         "seasonal_burn_count": len(result.seasonal_burns),
         "seasonal_burn_ha": round(sum(a.area_ha for a in result.seasonal_burns), 2),
+        # Active fires on the area's cropland over both windows, away from its alerts (the farm-burning season
+        # test); null where thermal data or land cover was not available.
+        "cropland_fires": result.cropland_fires,
         # Tracked (daily runs): how many alerts are new today; null for ad hoc checks, which are not tracked.
         "tracked": result.tracked,
         # The earlier daily run the alerts were compared with; null for the first tracked run and ad hoc checks.

@@ -136,10 +136,17 @@ def farm_burning_line(result: HotspotResult) -> str:
     ha = sum(a.area_ha for a in burns)
     first = min(a.first_observed for a in burns)
     last = max(a.last_observed for a in burns)
+    fires = result.cropland_fires
+    season = (
+        f" (active-fire data show {_plural(fires, 'fire')} on this area's cropland away from any alert since "
+        f"{result.windows.before[0].isoformat()})"
+        if fires
+        else ""
+    )
     return (
         f"Farm burning: {len(burns)} burnt patches on cropland ({ha:,.1f} ha, seen {first.isoformat()} to "
-        f"{last.isoformat()}) look like the season's stubble burning and are shown as context, not counted as "
-        "alerts; from one sensor a fire started by shelling among them cannot be told apart."
+        f"{last.isoformat()}) look like the season's stubble burning{season} and are shown as context, not "
+        "counted as alerts; from one sensor a fire started by shelling among them cannot be told apart."
     )
 
 

@@ -196,7 +196,7 @@ def test_burns_set_aside_as_farm_burning_are_context_not_alerts(tmp_path: Path) 
     i = [r.area_id for r in results].index("preah-vihear")
     r = results[i]
     burns = [a.model_copy(update={"seasonal": True}) for a in r.alerts[:2]]
-    results[i] = r.model_copy(update={"alerts": r.alerts[2:], "seasonal_burns": burns})
+    results[i] = r.model_copy(update={"alerts": r.alerts[2:], "seasonal_burns": burns, "cropland_fires": 146})
     path, fc = _write(tmp_path, results)
     df = gpd.read_file(path)
     assert (df["feature_type"] == "alert").sum() == sum(len(x.alerts) for x in results)
@@ -207,6 +207,14 @@ def test_burns_set_aside_as_farm_burning_are_context_not_alerts(tmp_path: Path) 
     assert obs["seasonal_burn_ha"] == pytest.approx(sum(a.area_ha for a in burns), abs=0.01)
     assert "Farm burning: 2 burnt patches on cropland" in obs["statement"]
     assert "not counted as alerts" in obs["statement"]
+    # Why the season is under way: the area's fires on cropland, stated and given as a field.
+    assert obs["cropland_fires"] == 146
+    since = results[i].windows.before[0].isoformat()
+    assert f"active-fire data show 146 fires on this area's cropland away from any alert since {since}" in (
+        obs["statement"]
+    )
+    other = next(f["properties"] for f in fc["features"] if f["id"] == f"area:{results[i - 1].area_id}")
+    assert other["cropland_fires"] is None  # not computed (the synthetic sample leaves it unset): null, not 0
 
 
 def _by_type(fc: dict, feature_type: str) -> list[dict]:

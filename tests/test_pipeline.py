@@ -1,0 +1,43 @@
+"""Pipeline: one area analysed end to end on the simulator (detection, fusion, vectorising, the season test)."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from monitoring.aoi import aoi_from_hotspot, windows_for
+from monitoring.config import hotspot_by_id, load_hotspots, load_settings, resolve_config_path
+from monitoring.evaluate import score_area
+from monitoring.pipeline import analyse_area
+from monitoring.results import ChangeType
+from monitoring.sources.simulator import SimulatorSource, load_scenario
+
+
+@pytest.mark.slow
+def test_fires_on_the_areas_cropland_set_its_few_field_burns_aside(tmp_path: Path) -> None:
+    # February at Kantharalak in the farm-burning scenario: farmers burn stubble on most days, but the after
+    # window shows only two fields that burnt in it, fewer than farm_burning_min_fields. The area's active
+    # fires on cropland say the season is under way, so those two are set aside; the conflict burn (off
+    # cropland) and the struck homes stay alerts.
+    settings = load_settings()
+    scenario = load_scenario(resolve_config_path("scenarios/farm-burning.yaml"))
+    source = SimulatorSource(scenario, seed=settings.simulator.seed)
+    aoi = aoi_from_hotspot(hotspot_by_id(load_hotspots(), "kantharalak"))
+    run_date = date(2026, 2, 20)
+    result = analyse_area(
+        aoi, windows_for(run_date, settings.windows), source=source, settings=settings, run_dir=tmp_path
+    )
+    th = settings.thresholds
+    assert result.status == "ok" and result.cropland_fires is not None
+    assert result.cropland_fires >= th.farm_burning_min_fires
+    assert 0 < len(result.seasonal_burns) < th.farm_burning_min_fields
+    assert all(a.seasonal and a.change_type is ChangeType.BURN_SCAR for a in result.seasonal_burns)
+    assert not any(a.seasonal for a in result.alerts)
+    score = score_area(
+        result.alerts, source.ground_truth(aoi, run_date), aoi.geobox, set_aside=result.seasonal_burns
+    )
+    assert not score.false_alerts and not score.events_set_aside
+    assert {t.value for t in score.by_type} >= {"burn_scar", "structural_damage"}
+    assert all(s.found == s.events for s in score.by_type.values())
