@@ -165,7 +165,9 @@ def test_cropland_fires_counts_fires_on_crop_pixels_away_from_the_alerts() -> No
         pixel_m=20.0,
     )
     assert cropland_fires(fires, landcover, affine, crop=LC_CROP) == 3
-    alert = shapely.box(15, 30, 35, 40)  # 10 m below the fourth fire: within its 20 m reach, 27 m from the second
+    alert = shapely.box(
+        15, 30, 35, 40
+    )  # 10 m below the fourth fire: within its 20 m reach, 27 m from the second
     assert cropland_fires(fires, landcover, affine, crop=LC_CROP, accounted=[alert]) == 2
     assert cropland_fires(_fires([]), landcover, affine, crop=LC_CROP) == 0
 

@@ -210,8 +210,9 @@ def test_burns_set_aside_as_farm_burning_are_context_not_alerts(tmp_path: Path) 
     # Why the season is under way: the area's fires on cropland, stated and given as a field.
     assert obs["cropland_fires"] == 146
     since = results[i].windows.before[0].isoformat()
-    assert f"active-fire data show 146 fires on this area's cropland away from any alert since {since}" in (
-        obs["statement"]
+    assert (
+        f"active-fire data show 146 fires on this area's cropland away from any alert since {since}"
+        in (obs["statement"])
     )
     other = next(f["properties"] for f in fc["features"] if f["id"] == f"area:{results[i - 1].area_id}")
     assert other["cropland_fires"] is None  # not computed (the synthetic sample leaves it unset): null, not 0
