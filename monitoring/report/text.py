@@ -143,10 +143,11 @@ def farm_burning_line(result: HotspotResult) -> str:
         if fires
         else ""
     )
+    seen = first.isoformat() if first == last else f"{first.isoformat()} to {last.isoformat()}"
     return (
-        f"Farm burning: {len(burns)} burnt patches on cropland ({ha:,.1f} ha, seen {first.isoformat()} to "
-        f"{last.isoformat()}) look like the season's stubble burning{season} and are shown as context, not "
-        "counted as alerts; from one sensor a fire started by shelling among them cannot be told apart."
+        f"Farm burning: {len(burns)} burnt patches on cropland ({ha:,.1f} ha, seen {seen}) look like the "
+        f"season's stubble burning{season} and are shown as context, not counted as alerts; from one sensor a "
+        "fire started by shelling among them cannot be told apart."
     )
 
 

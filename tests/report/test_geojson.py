@@ -207,6 +207,8 @@ def test_burns_set_aside_as_farm_burning_are_context_not_alerts(tmp_path: Path) 
     assert obs["seasonal_burn_ha"] == pytest.approx(sum(a.area_ha for a in burns), abs=0.01)
     assert "Farm burning: 2 burnt patches on cropland" in obs["statement"]
     assert "not counted as alerts" in obs["statement"]
+    first, last = min(a.first_observed for a in burns), max(a.last_observed for a in burns)
+    assert f"seen {first.isoformat()} to {last.isoformat()})" in obs["statement"]
     # Why the season is under way: the area's fires on cropland, stated and given as a field.
     assert obs["cropland_fires"] == 146
     since = results[i].windows.before[0].isoformat()

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import date
 
 from monitoring.report.samples import sample_results
-from monitoring.report.text import NO_CHANGE, statement
+from monitoring.report.text import NO_CHANGE, farm_burning_line, statement
 from monitoring.results import Coverage
 
 
@@ -32,3 +32,19 @@ def test_under_cloud_radar_does_not_make_no_change_a_statement_about_burns_or_cr
     assert "cannot rule them out" in text
     # Where radar saw no more than optics, it is not mentioned.
     assert "radar" not in statement(quiet.model_copy(update={"coverage": _cloudy(0.3, 0.3)}))
+
+
+def test_farm_burning_line_gives_one_day_once_and_the_fire_count_only_when_known() -> None:
+    (r, _), *_ = sample_results(date(2025, 12, 22), simulated=True, size_px=32)
+    day = date(2025, 12, 15)
+    burns = [
+        a.model_copy(update={"seasonal": True, "first_observed": day, "last_observed": day}) for a in r.alerts
+    ]
+    line = farm_burning_line(r.model_copy(update={"seasonal_burns": burns}))
+    assert f"seen {day.isoformat()})" in line and " to " not in line and "active-fire" not in line
+    line = farm_burning_line(r.model_copy(update={"seasonal_burns": burns, "cropland_fires": 1}))
+    assert (
+        f"active-fire data show 1 fire on this area's cropland away from any alert since {r.windows.before[0]}"
+        in line
+    )
+    assert farm_burning_line(r.model_copy(update={"seasonal_burns": []})) == ""
