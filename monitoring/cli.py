@@ -563,11 +563,16 @@ def evaluate_oscd_cmd(
             raise ConfigError(f"{root}: not a folder; give the OSCD root that holds images/ and labels/.")
         with err_console.status("Evaluating OSCD cities..."):
             res = evaluate_oscd(root)
-        table = Table("city", "precision", "recall", "F1", "IoU", box=box.SIMPLE)
+        table = Table("city", "precision", "recall", "F1", "IoU", "misregistration (px)", box=box.SIMPLE)
         for city, m in res["cities"].items():
-            table.add_row(city, *(_fmt(m[k]) for k in ("precision", "recall", "f1", "iou")))
+            shift = m["misregistration_px"]
+            table.add_row(
+                city,
+                *(_fmt(m[k]) for k in ("precision", "recall", "f1", "iou")),
+                "not measured" if shift is None else f"{shift[0]:+.2f} row, {shift[1]:+.2f} col",
+            )
         p = res["pooled"]
-        table.add_row("[bold]pooled[/]", *(_fmt(p[k]) for k in ("precision", "recall", "f1", "iou")))
+        table.add_row("[bold]pooled[/]", *(_fmt(p[k]) for k in ("precision", "recall", "f1", "iou")), "")
         out_console.print(table)
         out_console.print(f"method: {res.get('method')}")
         _write_json(res, json_path)

@@ -34,6 +34,10 @@ REFERENCE_BAND = "B02"
 """A 10 m band of imgs_1: its grid is the label's grid, onto which everything else is resampled."""
 MAX_SHIFT_PX = 8
 """imgs_2 may be a few pixels larger or smaller than imgs_1; more than this means the wrong files."""
+MAX_MISREGISTRATION_PX = 1.5
+"""A measured shift between the dates beyond this (either axis) is not Sentinel-2's misregistration, which
+stayed within about a pixel even before its geometric refinement, but a correlation peak that a large change
+or a scene without texture pulled away: it is reported as not measured and never applied."""
 PIXEL_CRS = CRS.from_epsg(3857)
 """Stand-in CRS for files without georeference, so that they are aligned in pixel space."""
 LAYOUT = (
@@ -192,12 +196,13 @@ def read_city(
     change map says 2 (change), False where it says 1. Each image's attrs carry `pixel_size_m` (row, column)
     and, where dates.txt gives its date, `sun_azimuth` and `sun_zenith` (degrees) for the shadow test.
 
-    With `coregister`, the shift between the dates (`estimate_shift` over the 10 m bands; OSCD's pairs predate
-    Sentinel-2's refined multi-temporal registration and lie up to 0.65 px apart) is taken out by moving each
+    The shift between the dates is always measured (`estimate_shift` over the 10 m bands; OSCD's pairs predate
+    Sentinel-2's refined multi-temporal registration and lie up to 0.65 px apart) and both images' attrs carry
+    it as `misregistration_px` (rows, columns; imgs_2's content moved by it would meet imgs_1's; None beyond
+    MAX_MISREGISTRATION_PX, where the measurement failed). With `coregister` it is taken out by moving each
     date half of it through its georeference before the resampling, so both dates are interpolated alike and
-    neither moves more than half the shift away from the label. Both images' attrs carry the shift found as
-    `coregistration_shift_px` (rows, columns; imgs_2's content moved by it to meet imgs_1, before the halving;
-    [0, 0] when not measured). Off by default: on OSCD it lowered the rule's pooled F1 (benchmarks/oscd.py).
+    neither moves more than half the shift away from the label; attrs `coregistered` says whether that was
+    done. Off by default: on OSCD it lowered the rule's pooled F1 (benchmarks/oscd.py).
     """
     root = Path(root)
     label_path = root / "labels" / city / f"{city}-cm.tif"
@@ -208,18 +213,20 @@ def read_city(
     grid = _Grid(ref.shape, ref_transform, ref_crs)
     raw_2 = _read_raw(root / "images" / city / "imgs_2")
     before, after = _grid_date(raw_1, grid), _grid_date(raw_2, grid)
-    shift = (0.0, 0.0)
-    if coregister:
-        shift = estimate_shift(
-            [before[b].values for b in TEN_M_BANDS], [after[b].values for b in TEN_M_BANDS]
-        )
-        if shift != (0.0, 0.0):
-            half = (shift[0] / 2, shift[1] / 2)
-            before = _grid_date(raw_1, grid, (-half[0], -half[1]))
-            after = _grid_date(raw_2, grid, half)
+    shift: tuple[float, float] | None = estimate_shift(
+        [before[b].values for b in TEN_M_BANDS], [after[b].values for b in TEN_M_BANDS]
+    )
+    if shift is not None and max(map(abs, shift)) > MAX_MISREGISTRATION_PX:
+        shift = None
+    applied = coregister and shift is not None and shift != (0.0, 0.0)
+    if applied and shift is not None:
+        half = (shift[0] / 2, shift[1] / 2)
+        before = _grid_date(raw_1, grid, (-half[0], -half[1]))
+        after = _grid_date(raw_2, grid, half)
     dates = _read_dates(root / "images" / city / "dates.txt")
-    before.attrs.update(_grid_attrs(grid, dates.get("date_1")), coregistration_shift_px=list(shift))
-    after.attrs.update(_grid_attrs(grid, dates.get("date_2")), coregistration_shift_px=list(shift))
+    aligned = {"misregistration_px": None if shift is None else list(shift), "coregistered": applied}
+    before.attrs.update(_grid_attrs(grid, dates.get("date_1")), **aligned)
+    after.attrs.update(_grid_attrs(grid, dates.get("date_2")), **aligned)
     label_raw, _, _ = _open(label_path)
     if label_raw.shape != grid.shape:
         raise OSCDError(
@@ -374,10 +381,10 @@ def evaluate_oscd(
     "no change" whatever the method says; `unobserved_fraction` gives their share of the city and
     `unobserved_change` the labelled change pixels among them. Pooled figures sum TP/FP/FN over all pixels of
     all cities, so large cities weigh more. `chunks` runs the masks and the method on dask arrays of that tile
-    size. `coregister` takes out the shift between the dates first (read_city); each city reports the shift it
-    found as `coregistration_shift_px`. The result is JSON-serialisable: {"method", "sky", "coregister",
+    size. Each city reports the shift measured between its dates as `misregistration_px` (read_city);
+    `coregister` takes it out first. The result is JSON-serialisable: {"method", "sky", "coregister",
     "seconds", "cities": {city: {precision, recall, f1, iou, tp, fp, fn, pixels, unobserved_fraction,
-    unobserved_change, coregistration_shift_px, seconds}}, "pooled": {precision, recall, f1, iou, tp, fp, fn,
+    unobserved_change, misregistration_px, seconds}}, "pooled": {precision, recall, f1, iou, tp, fp, fn,
     unobserved_fraction}}.
     """
     if isinstance(method, str):
@@ -414,7 +421,7 @@ def evaluate_oscd(
             "pixels": int(truth.size),
             "unobserved_fraction": round(float((~seen).mean()), 4),
             "unobserved_change": int((truth & ~seen).sum()),
-            "coregistration_shift_px": before.attrs["coregistration_shift_px"],
+            "misregistration_px": before.attrs["misregistration_px"],
             "seconds": round(seconds, 3),
         }
     return {

@@ -20,6 +20,9 @@ def test_evaluate_oscd_prints_and_writes_pooled_figures(tmp_path: Path) -> None:
     assert set(data["pooled"]) >= {"precision", "recall", "f1", "iou"}
     assert set(data["cities"]) == {"alpha", "beta"}
     assert "pooled" in res.output
+    # The fixture's smooth scene with one big change gives no trustworthy shift: reported as not measured.
+    assert data["cities"]["alpha"]["misregistration_px"] is None and data["coregister"] is False
+    assert "not measured" in res.output
 
 
 def test_evaluate_oscd_bad_folder_is_one_line_exit_2(tmp_path: Path) -> None:

@@ -229,10 +229,11 @@ def test_coregister_measures_and_takes_out_a_subpixel_misregistration(tmp_path: 
     _write_date(tmp_path / "images/alpha/imgs_2", _streets(2, moved), "T2", extra_px=1)
     plain_before, plain_after, _ = read_city(tmp_path, "alpha")
     before, after, label = read_city(tmp_path, "alpha", coregister=True)
-    assert plain_before.attrs["coregistration_shift_px"] == [0.0, 0.0]
-    # The shift that brings imgs_2 onto imgs_1 is minus the move, within the 0.05 px precision and the bias
-    # of bilinear-resampled 20 m / 60 m bands (the 10 m bands alone are measured).
-    dy, dx = after.attrs["coregistration_shift_px"]
+    # Measured either way; the shift that brings imgs_2 onto imgs_1 is minus the move, within the 0.05 px
+    # precision and the bias of bilinear-resampled 20 m / 60 m bands (the 10 m bands alone are measured).
+    assert plain_before.attrs["misregistration_px"] == after.attrs["misregistration_px"]
+    assert not plain_after.attrs["coregistered"] and after.attrs["coregistered"]
+    dy, dx = after.attrs["misregistration_px"]
     assert dy == pytest.approx(-0.4, abs=0.1) and dx == pytest.approx(0.6, abs=0.1)
     inner = (slice(3, H - 3), slice(3, W - 3))
 
@@ -243,7 +244,21 @@ def test_coregister_measures_and_takes_out_a_subpixel_misregistration(tmp_path: 
     assert misfit(before, after) < 0.5 * misfit(plain_before, plain_after)
     assert label.shape == (H, W) and np.isfinite(after["B04"].values[inner]).all()
     res = evaluate_oscd(tmp_path, coregister=True)
-    assert res["coregister"] is True and res["cities"]["alpha"]["coregistration_shift_px"] == [dy, dx]
+    assert res["coregister"] is True and res["cities"]["alpha"]["misregistration_px"] == [dy, dx]
+    assert evaluate_oscd(tmp_path)["cities"]["alpha"]["misregistration_px"] == [dy, dx]
+
+
+def test_a_shift_beyond_misregistration_is_not_measured_and_never_applied(
+    oscd: tuple[Path, dict[str, np.ndarray]],
+) -> None:
+    # The fixture's scene is smooth and its labelled block changes a lot: the correlation peak lands pixels
+    # away, which is no misregistration Sentinel-2 ever had.
+    root, _ = oscd
+    plain, _, _ = read_city(root, "alpha")
+    before, after, _ = read_city(root, "alpha", coregister=True)
+    assert plain.attrs["misregistration_px"] is None and not after.attrs["coregistered"]
+    for b in BANDS:
+        np.testing.assert_array_equal(before[b].values, plain[b].values)
 
 
 def test_read_city_gives_each_date_its_sun_and_pixel_size(oscd: tuple[Path, dict[str, np.ndarray]]) -> None:
