@@ -198,11 +198,12 @@ def read_city(
 
     The shift between the dates is always measured (`estimate_shift` over the 10 m bands; OSCD's pairs predate
     Sentinel-2's refined multi-temporal registration and lie up to 0.65 px apart) and both images' attrs carry
-    it as `misregistration_px` (rows, columns; imgs_2's content moved by it would meet imgs_1's; None beyond
-    MAX_MISREGISTRATION_PX, where the measurement failed). With `coregister` it is taken out by moving each
-    date half of it through its georeference before the resampling, so both dates are interpolated alike and
-    neither moves more than half the shift away from the label; attrs `coregistered` says whether that was
-    done. Off by default: on OSCD it lowered the rule's pooled F1 (benchmarks/oscd.py).
+    it as `misregistration_px` (rows, columns; imgs_2's content moved by it would meet imgs_1's; None where
+    the measurement failed: beyond MAX_MISREGISTRATION_PX, or no textured 10 m band in both dates). With
+    `coregister` it is taken out by moving each date half of it through its georeference before the
+    resampling, so both dates are interpolated alike and neither moves more than half the shift away from the
+    label; attrs `coregistered` says whether that was done. Off by default: on OSCD it lowered the rule's
+    pooled F1 (benchmarks/oscd.py).
     """
     root = Path(root)
     label_path = root / "labels" / city / f"{city}-cm.tif"
@@ -213,9 +214,13 @@ def read_city(
     grid = _Grid(ref.shape, ref_transform, ref_crs)
     raw_2 = _read_raw(root / "images" / city / "imgs_2")
     before, after = _grid_date(raw_1, grid), _grid_date(raw_2, grid)
-    shift: tuple[float, float] | None = estimate_shift(
-        [before[b].values for b in TEN_M_BANDS], [after[b].values for b in TEN_M_BANDS]
-    )
+    shift: tuple[float, float] | None
+    try:
+        shift = estimate_shift(
+            [before[b].values for b in TEN_M_BANDS], [after[b].values for b in TEN_M_BANDS]
+        )
+    except ValueError:  # no 10 m band with texture in both dates (all fill, or flat): nothing to measure
+        shift = None
     if shift is not None and max(map(abs, shift)) > MAX_MISREGISTRATION_PX:
         shift = None
     applied = coregister and shift is not None and shift != (0.0, 0.0)

@@ -259,6 +259,13 @@ def test_a_shift_beyond_misregistration_is_not_measured_and_never_applied(
     assert plain.attrs["misregistration_px"] is None and not after.attrs["coregistered"]
     for b in BANDS:
         np.testing.assert_array_equal(before[b].values, plain[b].values)
+    # A date whose 10 m bands hold no texture at all (here: flat) gives nothing to measure either.
+    for path in (root / "images/alpha/imgs_2").glob("*_B0[2348].tif"):
+        with rasterio.open(path) as src:
+            shape, transform = src.shape, src.transform
+        _write(path, np.full(shape, 1500, "uint16"), transform)
+    _, flat, _ = read_city(root, "alpha", coregister=True)
+    assert flat.attrs["misregistration_px"] is None and not flat.attrs["coregistered"]
 
 
 def test_read_city_gives_each_date_its_sun_and_pixel_size(oscd: tuple[Path, dict[str, np.ndarray]]) -> None:
