@@ -28,6 +28,7 @@ from monitoring.detect import (
     detect_sar_change,
     detect_soil_exposure,
 )
+from monitoring.detect.multivariate import CHANGE_BANDS, adjusted_change_p
 from monitoring.detect.omnibus import date_sar_changes
 from monitoring.detect.sar import to_db
 from monitoring.errors import ConfigError, DetectionError, SourceError
@@ -38,7 +39,7 @@ from monitoring.sources.base import LC_CROP, ImagerySource, check_optical, check
 from monitoring.sources.thermal import ThermalSource, check_fires, utc_day_bounds
 from monitoring.store import AlertStore
 from monitoring.track import track_alerts
-from monitoring.vectorise import Evidence, vectorise_alerts
+from monitoring.vectorise import OPTICAL_P_LAYER, Evidence, vectorise_alerts
 
 log = logging.getLogger(__name__)
 
@@ -228,6 +229,21 @@ def _days(values: np.ndarray) -> list[date]:
     return [date.fromisoformat(str(np.datetime64(t, "D"))) for t in values]
 
 
+def _optical_change_p(c: dict[str, np.ndarray], warnings: list[str]) -> np.ndarray | None:
+    """The optical test's adjusted no-change p per pixel (detect.multivariate.adjusted_change_p), from the before
+    composite and the after window's latest clear looks the compute brought back (and drops from `c`); None,
+    with a warning, where IR-MAD cannot be fitted."""
+    images = [
+        xr.Dataset({b: (("y", "x"), c.pop(f"irmad_{which}_{b}")) for b in CHANGE_BANDS})
+        for which in ("before", "after")
+    ]
+    try:
+        return np.asarray(adjusted_change_p(*images).values)
+    except DetectionError as e:
+        warnings.append(f"optical change probability (IR-MAD) not computed: {e}")
+        return None
+
+
 def analyse_area(
     aoi: AOI,
     windows: TimeWindows,
@@ -270,7 +286,9 @@ def analyse_area(
         soil = detect_soil_exposure(base, ma, thresholds=th, landcover=landcover)
         cva = detect_optical_change(base, ma, landcover=landcover)
         detections += [burn, soil, cva]
-        after_view = latest_clear(ma, bands=("B02", "B03", "B04"))
+        after_view = latest_clear(ma, bands=CHANGE_BANDS)
+        for b in CHANGE_BANDS:  # both images of the IR-MAD test, which fits after the compute (iterative)
+            lazy[f"irmad_before_{b}"], lazy[f"irmad_after_{b}"] = base[b], after_view[b]
         step = _step(aoi.shape)
         lazy["before_rgb"] = _rgb(base)[::step, ::step]
         lazy["after_rgb"] = _rgb(after_view)[::step, ::step]
@@ -326,6 +344,11 @@ def analyse_area(
     # The one explicit compute of this area.
     (computed,) = dask.compute({k: (v.data if isinstance(v, xr.DataArray) else v) for k, v in lazy.items()})
     c = {k: np.asarray(v) for k, v in computed.items()}
+
+    if optical_ok:
+        irmad_p = _optical_change_p(c, warnings)
+        if irmad_p is not None:
+            c[OPTICAL_P_LAYER] = irmad_p
 
     shape = aoi.shape
     opt_obs = c.get("opt_observed", np.zeros(shape, bool))

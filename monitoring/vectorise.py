@@ -86,6 +86,9 @@ minimum mapping unit (an object of that size whose edge pixels, about half of it
 Without this, one-pixel specks in a patch of haze grow into alerts."""
 SAR_METHOD = "s1-welch-t"
 """The radar change whose signed dB score tells roughened ground (crater fields) from smoothed (earthworks)."""
+OPTICAL_P_LAYER = "irmad.p_adjusted"
+"""Evidence layer of the optical test's probability: IR-MAD's no-change p per pixel, Bonferroni-adjusted over
+the area (detect.multivariate.adjusted_change_p); alerts Sentinel-2 saw cite its smallest value inside them."""
 RADAR_LAST_SHARE = 0.25
 """An alert's radar_last_change is the latest pass at which at least this share of its radar-dated pixels had a
 change point (the omnibus test's last change interval), not the latest of any one pixel."""
@@ -827,6 +830,12 @@ def vectorise_alerts(
             rbr = round(float(np.nanmean(rbr_v)), 4) if np.isfinite(rbr_v).any() else None
         p = L.get(f"{SAR_METHOD}.p_value")
         p_value = float(np.nanmin(p[pix])) if p is not None and "sentinel-1" in sensors else None
+        q = L.get(OPTICAL_P_LAYER)
+        optical_p = (
+            float(np.nanmin(q[pix]))
+            if q is not None and "sentinel-2" in sensors and np.isfinite(q[pix]).any()
+            else None
+        )
         radar_last_change = None
         change_last = L.get(f"{SAR_METHOD}.change_last")
         dated = change_last[pix][change_last[pix] >= 0] if change_last is not None else np.empty(0, "int32")
@@ -879,6 +888,7 @@ def vectorise_alerts(
                 score_mean=round(float(score.mean()), 4) if score.size else 0.0,
                 score_max=round(float(score[np.argmax(np.abs(score))]), 4) if score.size else 0.0,
                 p_value=p_value,
+                optical_p_value=optical_p,
                 thermal_detections=fire.count if fire is not None else None,
                 thermal_first=fire.first if fire is not None else None,
                 thermal_last=fire.last if fire is not None else None,

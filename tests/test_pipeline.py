@@ -1,4 +1,5 @@
-"""Pipeline: one area analysed end to end on the simulator (detection, fusion, vectorising, the season test)."""
+"""Pipeline: one area analysed end to end on the simulator (detection, fusion, vectorising, the season test,
+the optical test's p-values)."""
 
 from __future__ import annotations
 
@@ -41,3 +42,9 @@ def test_fires_on_the_areas_cropland_set_its_few_field_burns_aside(tmp_path: Pat
     assert not score.false_alerts and not score.events_set_aside
     assert {t.value for t in score.by_type} >= {"burn_scar", "structural_damage"}
     assert all(s.found == s.events for s in score.by_type.values())
+    # Every alert optics saw cites the optical test's p-value (the struck homes changed plainly); the burn that
+    # only radar and VIIRS saw under cloud cites none.
+    for a in result.alerts + result.seasonal_burns:
+        assert (a.optical_p_value is not None) == ("sentinel-2" in a.sensors)
+    seen = [a.optical_p_value for a in result.alerts if a.optical_p_value is not None]
+    assert seen and max(seen) < 1e-6

@@ -17,6 +17,7 @@ from monitoring.sources.base import LC_BARE, LC_CROP, LC_WATER
 from monitoring.vectorise import (
     CRATER_MIN_SOLIDITY,
     EDGE_REACH_PX,
+    OPTICAL_P_LAYER,
     Evidence,
     _crop_rise,
     grow_edges,
@@ -97,6 +98,25 @@ def test_alerts_carry_type_area_dates_and_tiers() -> None:
     # Geodesic area of the WGS84 polygon agrees with the pixel count.
     area = abs(GEOD.geometry_area_perimeter(shape(burn.geometry))[0]) / 1e4
     assert area == pytest.approx(1.0, rel=0.01)
+
+
+def test_alerts_optics_saw_cite_the_optical_tests_smallest_p_inside_them() -> None:
+    aoi = tiny_aoi()
+    codes = np.zeros(aoi.shape, "uint8")
+    codes[5:15, 5:15] = BURN
+    codes[40:50, 40:45] = STRUCTURE
+    ev = _evidence(codes)
+    q = np.ones(aoi.shape, "float32")
+    q[5:15, 5:15] = 0.2
+    q[7, 8] = 3e-9  # the strongest pixel of the burn
+    q[45, 42] = 1e-12  # under the radar-only structure: not cited, optics did not see it
+    ev.layers[OPTICAL_P_LAYER] = q
+    burn, struct = vectorise_alerts(ev, geobox=aoi.geobox, area_id="x", mmu_ha=0.2)
+    assert burn.optical_p_value == pytest.approx(3e-9) and burn.p_value is None
+    assert struct.sensors == ["sentinel-1"] and struct.optical_p_value is None
+    # Without the layer (no optical test ran) nothing is cited.
+    (plain, _) = vectorise_alerts(_evidence(codes), geobox=aoi.geobox, area_id="x", mmu_ha=0.2)
+    assert plain.optical_p_value is None
 
 
 def test_optical_change_on_built_up_land_completes_a_radar_structure() -> None:

@@ -1251,3 +1251,19 @@ def detect_multivariate_change(
         raw = confirm_coherent(raw, result, before, after, alpha=alpha, grow=grow, null=confirm_null)
     mask = remove_small_regions(raw.rename("change"), mmu_px)
     return dataclasses.replace(found, mask=mask, confirmed=confirm)
+
+
+def adjusted_change_p(
+    before: xr.Dataset, after: xr.Dataset, *, bands: Sequence[str] = CHANGE_BANDS
+) -> xr.DataArray:
+    """Per pixel, the Bonferroni-adjusted no-change p-value of the rule's per-pixel test: min(1, N p), p the
+    inflation-corrected chi-square p-value of IR-MAD's Z (fitted on land) and N the pixels tested.
+
+    The smallest value inside a region is a family-wise p-value for "something in this region changed", valid
+    over the whole scene's test: what an alert cites as the optical test's probability. NaN where either image
+    has no data. Lazy on dask input except for IR-MAD's fit, which reads the data once per iteration.
+    """
+    found = detect_multivariate_change(before, after, bands=bands, confirm=False, mmu_px=1)
+    return (
+        (found.p_value.astype("float64") * found.pixels).clip(max=1.0).astype("float32").rename("p_adjusted")
+    )

@@ -455,8 +455,9 @@ def _method(st: _Styles) -> list[Flowable]:
         ),
         _p(
             "<b>Change.</b> The after window is compared with the before window: optical burn and "
-            "vegetation indices (dNBR, NDVI change, bare soil) and a statistical test of radar backscatter "
-            "change, whose p-values are corrected for the number of pixels tested. A change happened between "
+            "vegetation indices (dNBR, NDVI change, bare soil), a statistical test of radar backscatter "
+            "change (S1 p-value) and a multivariate test of six optical bands (IR-MAD; S2 p-value), both "
+            "p-values corrected for the number of pixels tested. A change happened between "
             "an alert's last clear view before it and its first observation.",
             st.small,
         ),
@@ -657,6 +658,14 @@ def _state_cell(a: Alert) -> str:
     return f"{label}<br/>since {a.first_reported:%m-%d}"
 
 
+def _p_cell(a: Alert) -> str:
+    """The alert's p-values by sensor: radar's test, then the optical multivariate test; '—' without either."""
+    parts = [
+        f"{name} {format_p(p)}" for name, p in (("S1", a.p_value), ("S2", a.optical_p_value)) if p is not None
+    ]
+    return "<br/>".join(parts) or "—"
+
+
 def _alert_table(order: list[Alert], st: _Styles) -> list[Flowable]:
     head = [
         "#",
@@ -683,7 +692,7 @@ def _alert_table(order: list[Alert], st: _Styles) -> list[Flowable]:
                 _p(f"{a.first_observed.isoformat()}<br/>{a.last_observed.isoformat()}", st.cell),
                 _p(f"{a.confidence.value}<br/>farm", st.cell) if a.seasonal else a.confidence.value,
                 _p(_e(sensors_short(a.sensors)), st.cell),
-                format_p(a.p_value),
+                _p(_p_cell(a), st.cell),
                 _p(_fire_cell(a), st.cell),
                 _p(_state_cell(a), st.cell),
             ]
@@ -691,7 +700,7 @@ def _alert_table(order: list[Alert], st: _Styles) -> list[Flowable]:
         cmds.append(("BACKGROUND", (0, i), (0, i), colors.HexColor(figures.CHANGE_COLOURS[a.change_type])))
         if a.confidence == Confidence.HIGHEST:
             cmds.append(("FONT", (5, i), (5, i), st.bold, 7))
-    widths = [15, 123, 72, 32, 47, 36, 47, 37, 52, 42]
+    widths = [15, 123, 72, 29, 47, 36, 40, 51, 52, 38]
     scale = CONTENT_W / sum(widths)
     t = Table(rows, colWidths=[w * scale for w in widths], repeatRows=1)
     t.setStyle(

@@ -221,6 +221,8 @@ def _alert(
         score_mean=0.41,
         score_max=0.77,
         p_value=p_value,
+        # The sample's optical test: strong change wherever Sentinel-2 saw it (synthetic, like the rest).
+        optical_p_value=1e-12 if "sentinel-2" in sensors else None,
         thermal_detections=None,
         scene_ids=["S2B_MSIL2A_20251210", "S1A_IW_GRDH_20251212"],
         geometry=grid.to_wgs84(pixel_geom),

@@ -10,6 +10,7 @@ from scipy import ndimage, stats
 from monitoring.detect.multivariate import (
     _segment_null_fit,
     _weight_shrink,
+    adjusted_change_p,
     change_mask,
     cva,
     detect_multivariate_change,
@@ -476,6 +477,20 @@ def test_dry_never_flags_water_and_keeps_the_land_patch(use_dask: bool) -> None:
     assert water[plume].all() and rule[plume].mean() > 0.5  # the rule flags the plume as change
     assert not (dry & water).any() and dry[truth].mean() > 0.9  # dry does not; the land patch stays
     assert not (dry & ~rule).any()  # it only removes
+
+
+@pytest.mark.parametrize("use_dask", [False, True])
+def test_adjusted_change_p_is_bonferroni_over_the_scene_and_small_only_on_change(use_dask: bool) -> None:
+    before, after, truth = _pair(seed=4)
+    b_, a_ = _maybe_dask(before, use_dask), _maybe_dask(after, use_dask)
+    q = adjusted_change_p(b_, a_).values
+    test = detect_multivariate_change(before, after, confirm=False, mmu_px=1)
+    np.testing.assert_allclose(
+        q, np.minimum(test.p_value.values.astype("float64") * test.pixels, 1.0), rtol=1e-5
+    )
+    assert q[truth].min() < 1e-6 and np.median(q[truth]) < 0.05  # the changed patch
+    assert (q[~truth] < 0.05).mean() < 0.01 and np.median(q[~truth]) == 1.0  # family-wise 5% elsewhere
+    assert (q >= 0).all() and (q <= 1).all()
 
 
 # --- Third round of OSCD variants: other segment nulls, segments-first gating -------------------------------
