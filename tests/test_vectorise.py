@@ -82,6 +82,14 @@ def _evidence(codes: np.ndarray, *, sar_share: float = 0.0, count: int = 1) -> E
     )
 
 
+def _burn_and_structure(shape_: tuple[int, int]) -> np.ndarray:
+    """Change codes of a 1 ha burn (optics) and a 0.5 ha structure (radar) far apart."""
+    codes = np.zeros(shape_, "uint8")
+    codes[5:15, 5:15] = BURN
+    codes[40:50, 40:45] = STRUCTURE
+    return codes
+
+
 def test_alerts_carry_type_area_dates_and_tiers() -> None:
     aoi = tiny_aoi()
     codes = np.zeros(aoi.shape, "uint8")
@@ -102,9 +110,7 @@ def test_alerts_carry_type_area_dates_and_tiers() -> None:
 
 def test_alerts_optics_saw_cite_the_optical_tests_smallest_p_inside_them() -> None:
     aoi = tiny_aoi()
-    codes = np.zeros(aoi.shape, "uint8")
-    codes[5:15, 5:15] = BURN
-    codes[40:50, 40:45] = STRUCTURE
+    codes = _burn_and_structure(aoi.shape)
     ev = _evidence(codes)
     q = np.ones(aoi.shape, "float32")
     q[5:15, 5:15] = 0.2
@@ -562,9 +568,7 @@ def test_a_change_at_the_first_look_after_the_baseline_names_each_sensors_own_la
     from datetime import date
 
     aoi = tiny_aoi()
-    codes = np.zeros(aoi.shape, "uint8")
-    codes[5:15, 5:15] = BURN
-    codes[40:50, 40:45] = STRUCTURE
+    codes = _burn_and_structure(aoi.shape)
     ev = _evidence(codes)
     first_look = {f"{m}.first": np.zeros(aoi.shape, "int32") for m in ("dnbr", "s1-welch-t")}
     no_before = {f"{m}.before": np.full(aoi.shape, -1, "int32") for m in ("dnbr", "s1-welch-t")}
@@ -583,9 +587,7 @@ def test_a_change_at_the_first_look_after_the_baseline_names_each_sensors_own_la
 
 def test_radar_alerts_carry_the_last_change_point_the_omnibus_test_dated() -> None:
     aoi = tiny_aoi()
-    codes = np.zeros(aoi.shape, "uint8")
-    codes[5:15, 5:15] = BURN
-    codes[40:50, 40:45] = STRUCTURE
+    codes = _burn_and_structure(aoi.shape)
     ev = _evidence(codes)
     (_, struct) = vectorise_alerts(ev, geobox=aoi.geobox, area_id="x", mmu_ha=0.2)
     assert struct.radar_last_change is None  # no omnibus layer: nothing claimed
