@@ -89,6 +89,9 @@ SAR_METHOD = "s1-welch-t"
 OPTICAL_P_LAYER = "irmad.p_adjusted"
 """Evidence layer of the optical test's probability: IR-MAD's no-change p per pixel, Bonferroni-adjusted over
 the area (detect.multivariate.adjusted_change_p); alerts Sentinel-2 saw cite its smallest value inside them."""
+P_CITED_FLOOR = 1e-30
+"""An alert cites a p-value below this as this (read "p < 1e-30"): the float32 evidence layers underflow to 0 near
+1e-38, and no test's tail model is accurate that far out, so a bare 0 would claim a certainty nothing measured."""
 RADAR_LAST_SHARE = 0.25
 """An alert's radar_last_change is the latest pass at which at least this share of its radar-dated pixels had a
 change point (the omnibus test's last change interval), not the latest of any one pixel."""
@@ -726,6 +729,12 @@ def _polygons(labels: np.ndarray, geobox: GeoBox) -> dict[int, Any]:
     return {k: shapely.make_valid(shapely.union_all(v)) for k, v in shapes.items()}
 
 
+def _cited_p(values: np.ndarray) -> float | None:
+    """The smallest finite p-value among an alert's pixels, floored at P_CITED_FLOOR; None if none is finite."""
+    finite = values[np.isfinite(values)]
+    return max(float(finite.min()), P_CITED_FLOOR) if finite.size else None
+
+
 def vectorise_alerts(
     evidence: Evidence,
     *,
@@ -829,13 +838,9 @@ def vectorise_alerts(
             rbr_v = L[f"{method}.rbr"][pix]
             rbr = round(float(np.nanmean(rbr_v)), 4) if np.isfinite(rbr_v).any() else None
         p = L.get(f"{SAR_METHOD}.p_value")
-        p_value = float(np.nanmin(p[pix])) if p is not None and "sentinel-1" in sensors else None
+        p_value = _cited_p(p[pix]) if p is not None and "sentinel-1" in sensors else None
         q = L.get(OPTICAL_P_LAYER)
-        optical_p = (
-            float(np.nanmin(q[pix]))
-            if q is not None and "sentinel-2" in sensors and np.isfinite(q[pix]).any()
-            else None
-        )
+        optical_p = _cited_p(q[pix]) if q is not None and "sentinel-2" in sensors else None
         radar_last_change = None
         change_last = L.get(f"{SAR_METHOD}.change_last")
         dated = change_last[pix][change_last[pix] >= 0] if change_last is not None else np.empty(0, "int32")

@@ -18,6 +18,7 @@ from monitoring.vectorise import (
     CRATER_MIN_SOLIDITY,
     EDGE_REACH_PX,
     OPTICAL_P_LAYER,
+    P_CITED_FLOOR,
     Evidence,
     _crop_rise,
     grow_edges,
@@ -123,6 +124,11 @@ def test_alerts_optics_saw_cite_the_optical_tests_smallest_p_inside_them() -> No
     # Without the layer (no optical test ran) nothing is cited.
     (plain, _) = vectorise_alerts(_evidence(codes), geobox=aoi.geobox, area_id="x", mmu_ha=0.2)
     assert plain.optical_p_value is None
+    # A p-value that underflowed to 0 (float32 layers, a very strong change) is cited at the floor, never as 0.
+    ev.layers[OPTICAL_P_LAYER] = np.where(q < 1e-6, 0.0, q).astype("float32")
+    ev.layers["s1-welch-t.p_value"] = np.zeros(aoi.shape, "float32")
+    burn, struct = vectorise_alerts(ev, geobox=aoi.geobox, area_id="x", mmu_ha=0.2)
+    assert burn.optical_p_value == P_CITED_FLOOR and struct.p_value == P_CITED_FLOOR
 
 
 def test_optical_change_on_built_up_land_completes_a_radar_structure() -> None:
