@@ -28,7 +28,7 @@ from monitoring.detect import (
     detect_sar_change,
     detect_soil_exposure,
 )
-from monitoring.detect.multivariate import CHANGE_BANDS, adjusted_change_p
+from monitoring.detect.multivariate import CHANGE_BANDS, change_p_values
 from monitoring.detect.omnibus import date_sar_changes
 from monitoring.detect.sar import to_db
 from monitoring.errors import ConfigError, DetectionError, SourceError
@@ -230,15 +230,15 @@ def _days(values: np.ndarray) -> list[date]:
 
 
 def _optical_change_p(c: dict[str, np.ndarray], warnings: list[str]) -> np.ndarray | None:
-    """The optical test's adjusted no-change p per pixel (detect.multivariate.adjusted_change_p), from the before
-    composite and the after window's latest clear looks the compute brought back (and drops from `c`); None,
-    with a warning, where IR-MAD cannot be fitted."""
+    """The optical test's no-change p per pixel (detect.multivariate.change_p_values), from the before composite
+    and the after window's latest clear looks the compute brought back (and drops from `c`); None, with a
+    warning, where IR-MAD cannot be fitted."""
     images = [
         xr.Dataset({b: (("y", "x"), c.pop(f"irmad_{which}_{b}")) for b in CHANGE_BANDS})
         for which in ("before", "after")
     ]
     try:
-        return np.asarray(adjusted_change_p(*images).values)
+        return np.asarray(change_p_values(*images).values)
     except DetectionError as e:
         warnings.append(f"optical change probability (IR-MAD) not computed: {e}")
         return None

@@ -89,10 +89,11 @@ class Alert(_Record):
     """Smallest corrected p-value inside the polygon (SAR test), where the method gives one; floored at 1e-30
     (vectorise.P_CITED_FLOOR: 1e-30 reads "p < 1e-30"), as is optical_p_value."""
     optical_p_value: float | None = None
-    """For alerts Sentinel-2 saw: the smallest no-change p-value inside the polygon of the multivariate optical
-    test (IR-MAD's inflation-corrected chi-square on six bands, the before composite against the after window's
-    latest clear looks), Bonferroni-adjusted over the area's pixels. Near 1: that generic test does not see the
-    change the index tests typed. None = not computed (no Sentinel-2 look, or radar only)."""
+    """For alerts Sentinel-2 saw: the no-change p-value of the multivariate optical test (IR-MAD's
+    inflation-corrected chi-square on six bands, the before composite against the after window's latest clear
+    looks) for the alert's region: its pixels' p-values by adaptive quantile aggregation, Bonferroni-adjusted
+    for the alert-sized regions of the area (detect.multivariate.region_p_value). Near 1: that generic test does
+    not see the change the index tests typed. None = not computed (no Sentinel-2 look, or radar only)."""
     severity: str | None = None
     """Burn severity class of the mean dNBR (USGS / Key & Benson 2006), for burn scars."""
     rbr: float | None = None

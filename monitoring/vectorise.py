@@ -17,6 +17,7 @@ from scipy import ndimage
 from shapely.geometry import mapping, shape
 from shapely.geometry.polygon import orient
 
+from monitoring.detect.multivariate import region_p_value
 from monitoring.fuse import (
     BURN,
     FIRE_METHOD,
@@ -86,9 +87,10 @@ minimum mapping unit (an object of that size whose edge pixels, about half of it
 Without this, one-pixel specks in a patch of haze grow into alerts."""
 SAR_METHOD = "s1-welch-t"
 """The radar change whose signed dB score tells roughened ground (crater fields) from smoothed (earthworks)."""
-OPTICAL_P_LAYER = "irmad.p_adjusted"
-"""Evidence layer of the optical test's probability: IR-MAD's no-change p per pixel, Bonferroni-adjusted over
-the area (detect.multivariate.adjusted_change_p); alerts Sentinel-2 saw cite its smallest value inside them."""
+OPTICAL_P_LAYER = "irmad.p_value"
+"""Evidence layer of the optical test's probability: IR-MAD's no-change p per pixel, unadjusted
+(detect.multivariate.change_p_values); alerts Sentinel-2 saw cite the region p-value of their pixels
+(detect.multivariate.region_p_value), adjusted for the alert-sized regions of the area."""
 P_CITED_FLOOR = 1e-30
 """An alert cites a p-value below this as this (read "p < 1e-30"): the float32 evidence layers underflow to 0 near
 1e-38, and no test's tail model is accurate that far out, so a bare 0 would claim a certainty nothing measured."""
@@ -735,6 +737,17 @@ def _cited_p(values: np.ndarray) -> float | None:
     return max(float(finite.min()), P_CITED_FLOOR) if finite.size else None
 
 
+def _region_p(p: np.ndarray, pix: np.ndarray) -> float | None:
+    """An alert's optical p-value: the region p-value of its pixels' values in the layer `p`, adjusted for as
+    many regions of its size as the area's tested (finite) pixels hold; floored as _cited_p; None if none of
+    its pixels was tested."""
+    inside = p[pix]
+    n = int(np.isfinite(inside).sum())
+    if n == 0:
+        return None
+    return max(region_p_value(inside, regions=int(np.isfinite(p).sum()) / n), P_CITED_FLOOR)
+
+
 def vectorise_alerts(
     evidence: Evidence,
     *,
@@ -840,7 +853,7 @@ def vectorise_alerts(
         p = L.get(f"{SAR_METHOD}.p_value")
         p_value = _cited_p(p[pix]) if p is not None and "sentinel-1" in sensors else None
         q = L.get(OPTICAL_P_LAYER)
-        optical_p = _cited_p(q[pix]) if q is not None and "sentinel-2" in sensors else None
+        optical_p = _region_p(q, pix) if q is not None and "sentinel-2" in sensors else None
         radar_last_change = None
         change_last = L.get(f"{SAR_METHOD}.change_last")
         dated = change_last[pix][change_last[pix] >= 0] if change_last is not None else np.empty(0, "int32")

@@ -11,6 +11,7 @@ from pyproj import Geod
 from scipy import ndimage
 from shapely.geometry import shape
 
+from monitoring.detect.multivariate import region_p_value
 from monitoring.fuse import BURN, NONE, SOIL, STRUCTURE, Fires
 from monitoring.results import ChangeType, Confidence
 from monitoring.sources.base import LC_BARE, LC_CROP, LC_WATER
@@ -109,23 +110,32 @@ def test_alerts_carry_type_area_dates_and_tiers() -> None:
     assert area == pytest.approx(1.0, rel=0.01)
 
 
-def test_alerts_optics_saw_cite_the_optical_tests_smallest_p_inside_them() -> None:
+def test_alerts_optics_saw_cite_the_region_p_value_of_the_optical_test() -> None:
     aoi = tiny_aoi()
     codes = _burn_and_structure(aoi.shape)
+    burn_px = codes == BURN
     ev = _evidence(codes)
     q = np.ones(aoi.shape, "float32")
-    q[5:15, 5:15] = 0.2
-    q[7, 8] = 3e-9  # the strongest pixel of the burn
+    q[5:15, 5:15] = 1e-9  # the burn changed throughout
     q[45, 42] = 1e-12  # under the radar-only structure: not cited, optics did not see it
+    q[60:62, 60:62] = np.nan  # not tested (cloud): not counted among the area's pixels
     ev.layers[OPTICAL_P_LAYER] = q
     burn, struct = vectorise_alerts(ev, geobox=aoi.geobox, area_id="x", mmu_ha=0.2)
-    assert burn.optical_p_value == pytest.approx(3e-9) and burn.p_value is None
+    regions = np.isfinite(q).sum() / burn_px.sum()
+    assert burn.optical_p_value == pytest.approx(region_p_value(q[burn_px], regions=regions), rel=1e-6)
+    assert burn.optical_p_value < 1e-6 and burn.p_value is None
     assert struct.sensors == ["sentinel-1"] and struct.optical_p_value is None
+    # One odd pixel does not make the burn significant (the smallest pixel p-value would have).
+    odd = np.ones(aoi.shape, "float32")
+    odd[7, 8] = 1e-12
+    ev.layers[OPTICAL_P_LAYER] = odd
+    (burn, _) = vectorise_alerts(ev, geobox=aoi.geobox, area_id="x", mmu_ha=0.2)
+    assert burn.optical_p_value is not None and burn.optical_p_value > 0.05
     # Without the layer (no optical test ran) nothing is cited.
     (plain, _) = vectorise_alerts(_evidence(codes), geobox=aoi.geobox, area_id="x", mmu_ha=0.2)
     assert plain.optical_p_value is None
     # A p-value that underflowed to 0 (float32 layers, a very strong change) is cited at the floor, never as 0.
-    ev.layers[OPTICAL_P_LAYER] = np.where(q < 1e-6, 0.0, q).astype("float32")
+    ev.layers[OPTICAL_P_LAYER] = np.where(burn_px, 0.0, 1.0).astype("float32")
     ev.layers["s1-welch-t.p_value"] = np.zeros(aoi.shape, "float32")
     burn, struct = vectorise_alerts(ev, geobox=aoi.geobox, area_id="x", mmu_ha=0.2)
     assert burn.optical_p_value == P_CITED_FLOOR and struct.p_value == P_CITED_FLOOR

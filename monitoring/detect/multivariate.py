@@ -1253,17 +1253,42 @@ def detect_multivariate_change(
     return dataclasses.replace(found, mask=mask, confirmed=confirm)
 
 
-def adjusted_change_p(
+QUANTILE_GAMMA_MIN = 0.05
+"""Smallest quantile the region p-value (`region_p_value`) searches: a region in which 5% of the pixels changed
+can still be significant. Meinshausen, Meier & Bühlmann (2009)'s example value."""
+
+
+def change_p_values(
     before: xr.Dataset, after: xr.Dataset, *, bands: Sequence[str] = CHANGE_BANDS
 ) -> xr.DataArray:
-    """Per pixel, the Bonferroni-adjusted no-change p-value of the rule's per-pixel test: min(1, N p), p the
-    inflation-corrected chi-square p-value of IR-MAD's Z (fitted on land) and N the pixels tested.
+    """Per pixel, the no-change p-value of the rule's per-pixel test: the inflation-corrected chi-square
+    p-value of IR-MAD's Z (fitted on land), unadjusted. NaN where either image has no data.
 
-    The smallest value inside a region is a family-wise p-value for "something in this region changed", valid
-    over the whole scene's test: what an alert cites as the optical test's probability. NaN where either image
-    has no data. Lazy on dask input except for IR-MAD's fit, which reads the data once per iteration.
+    An alert cites `region_p_value` of its pixels' values. Lazy on dask input except for IR-MAD's fit, which
+    reads the data once per iteration.
     """
     found = detect_multivariate_change(before, after, bands=bands, confirm=False, mmu_px=1)
-    return (
-        (found.p_value.astype("float64") * found.pixels).clip(max=1.0).astype("float32").rename("p_adjusted")
-    )
+    return found.p_value.astype("float32").rename("p_value")
+
+
+def region_p_value(p: np.ndarray, *, regions: float, gamma_min: float = QUANTILE_GAMMA_MIN) -> float:
+    """The no-change p-value of a region from its pixels' p-values, adjusted for `regions` tested.
+
+    Adaptive quantile aggregation (Meinshausen, Meier & Bühlmann 2009, JASA 104: 1671): min(1, (1 - ln
+    gamma_min) * min over gamma in [gamma_min, 1] of quantile_gamma(p) / gamma), valid whatever the dependence
+    between the pixels (neighbouring pixels share the point spread, the resampling and the registration
+    error), then Bonferroni over `regions`, the number of regions of its size the area holds (pixels tested /
+    region pixels). Unlike the smallest pixel p-value, one odd pixel (a misregistered edge, a car, a glint)
+    cannot make a large region significant, while a share of gamma_min changed pixels still can. On OSCD's real
+    pairs, 0.2 ha blocks with no labelled change got p < 0.05 in 19% of cases against 57% for the smallest
+    pixel's Bonferroni p, and 97% of blocks half covered by labelled change did (benchmarks/oscd_pvalues.py).
+    NaN values are ignored; NaN if none is finite.
+    """
+    finite = np.sort(np.asarray(p, dtype="float64")[np.isfinite(p)])
+    if finite.size == 0:
+        return float("nan")
+    gamma = np.arange(1, finite.size + 1) / finite.size
+    # Quantile gamma of n values is the ceil(gamma n)-th smallest: searching the order statistics suffices.
+    use = gamma >= gamma_min
+    aggregated = (1.0 - np.log(gamma_min)) * float(np.min(finite[use] / gamma[use]))
+    return min(1.0, aggregated * max(float(regions), 1.0))

@@ -456,8 +456,8 @@ def _method(st: _Styles) -> list[Flowable]:
         _p(
             "<b>Change.</b> The after window is compared with the before window: optical burn and "
             "vegetation indices (dNBR, NDVI change, bare soil), a statistical test of radar backscatter "
-            "change (S1 p-value) and a multivariate test of six optical bands (IR-MAD; S2 p-value), both "
-            "p-values corrected for the number of pixels tested. A change happened between "
+            "change (S1 p-value) and a multivariate test of six optical bands (IR-MAD; S2 p-value: that a "
+            "share of the alert changed), both p-values corrected for the number of tests. A change happened between "
             "an alert's last clear view before it and its first observation.",
             st.small,
         ),

@@ -10,8 +10,8 @@ from scipy import ndimage, stats
 from monitoring.detect.multivariate import (
     _segment_null_fit,
     _weight_shrink,
-    adjusted_change_p,
     change_mask,
+    change_p_values,
     cva,
     detect_multivariate_change,
     green_mask,
@@ -19,6 +19,7 @@ from monitoring.detect.multivariate import (
     irmad,
     local_texture,
     otsu_threshold,
+    region_p_value,
     remove_small_regions,
     scaled_chi2_fit,
     segment_coherent_chi2,
@@ -480,17 +481,54 @@ def test_dry_never_flags_water_and_keeps_the_land_patch(use_dask: bool) -> None:
 
 
 @pytest.mark.parametrize("use_dask", [False, True])
-def test_adjusted_change_p_is_bonferroni_over_the_scene_and_small_only_on_change(use_dask: bool) -> None:
+def test_change_p_values_are_the_rules_per_pixel_p_and_small_only_on_change(use_dask: bool) -> None:
     before, after, truth = _pair(seed=4)
     b_, a_ = _maybe_dask(before, use_dask), _maybe_dask(after, use_dask)
-    q = adjusted_change_p(b_, a_).values
+    p = change_p_values(b_, a_).values
     test = detect_multivariate_change(before, after, confirm=False, mmu_px=1)
-    np.testing.assert_allclose(
-        q, np.minimum(test.p_value.values.astype("float64") * test.pixels, 1.0), rtol=1e-5
-    )
-    assert q[truth].min() < 1e-6 and np.median(q[truth]) < 0.05  # the changed patch
-    assert (q[~truth] < 0.05).mean() < 0.01 and np.median(q[~truth]) == 1.0  # family-wise 5% elsewhere
-    assert (q >= 0).all() and (q <= 1).all()
+    np.testing.assert_allclose(p, test.p_value.values, rtol=1e-5, atol=1e-30)
+    tested = np.isfinite(p).sum()
+    assert region_p_value(p[truth], regions=tested / truth.sum()) < 1e-6  # the changed patch
+    # A 0.2 ha block (14 x 14 px) of unchanged land is not significant.
+    assert region_p_value(p[60:74, 10:24].ravel(), regions=tested / 196) > 0.05
+    assert (p[~truth] < 0.05).mean() < 0.1 and ((p >= 0) & (p <= 1)).all()
+
+
+def test_region_p_value_holds_its_level_under_the_null_even_when_pixels_are_dependent() -> None:
+    rng = np.random.default_rng(0)
+    iid = [region_p_value(rng.uniform(size=40), regions=1) for _ in range(4000)]
+    assert np.mean(np.array(iid) < 0.05) <= 0.05
+    # Perfectly dependent pixels (one draw shared by all): still at most the level.
+    shared = [region_p_value(np.full(40, rng.uniform()), regions=1) for _ in range(4000)]
+    assert np.mean(np.array(shared) < 0.05) <= 0.05
+    # Smoothed (spatially correlated) uniforms, as neighbouring pixels are.
+    smooth = []
+    for _ in range(1000):
+        z = ndimage.uniform_filter(rng.normal(size=(30, 30)), 5)
+        smooth.append(region_p_value(stats.norm.sf(z / z.std()).ravel(), regions=1))
+    assert np.mean(np.array(smooth) < 0.05) <= 0.05
+
+
+def test_region_p_value_needs_a_share_of_changed_pixels_not_one_odd_pixel() -> None:
+    rng = np.random.default_rng(1)
+    p = rng.uniform(size=400)
+    p[0] = 1e-12  # one odd pixel: a glint, a misregistered edge
+    assert region_p_value(p, regions=10) > 0.05
+    p[:40] = 1e-12  # a tenth of the region changed
+    assert region_p_value(p, regions=10) < 1e-8
+    # Bonferroni over the regions tested, capped at 1; NaN pixels ignored; nothing finite -> NaN.
+    assert region_p_value(p, regions=1e6) == pytest.approx(min(1.0, 1e6 * region_p_value(p, regions=1)))
+    assert region_p_value(np.r_[p, np.nan], regions=10) == region_p_value(p, regions=10)
+    assert np.isnan(region_p_value(np.full(5, np.nan), regions=1))
+
+
+@given(st.lists(st.floats(min_value=0.0, max_value=1.0), min_size=1, max_size=60), st.floats(1.0, 1e6))
+@settings(max_examples=200, deadline=None)
+def test_region_p_value_is_a_probability_no_smaller_than_the_smallest_pixel(
+    ps: list[float], regions: float
+) -> None:
+    q = region_p_value(np.array(ps), regions=regions)
+    assert 0.0 <= q <= 1.0 and q >= min(1.0, min(ps))
 
 
 # --- Third round of OSCD variants: other segment nulls, segments-first gating -------------------------------
