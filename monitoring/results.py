@@ -86,8 +86,9 @@ class Alert(_Record):
     """Mean of the primary method's change score inside the polygon (dNBR, dNDVI or dB change)."""
     score_max: float
     p_value: float | None = None
-    """Smallest corrected p-value inside the polygon (SAR test), where the method gives one; floored at 1e-30
-    (vectorise.P_CITED_FLOOR: 1e-30 reads "p < 1e-30"), as is optical_p_value."""
+    """For alerts radar saw: the SAR test's no-change p-value for the alert's region, from its pixels' corrected
+    p-values as optical_p_value is; floored at 1e-30 (vectorise.P_CITED_FLOOR: 1e-30 reads "p < 1e-30"), as is
+    optical_p_value."""
     optical_p_value: float | None = None
     """For alerts Sentinel-2 saw: the no-change p-value of the multivariate optical test (IR-MAD's
     inflation-corrected chi-square on six bands, the before composite against the after window's latest clear

@@ -731,16 +731,11 @@ def _polygons(labels: np.ndarray, geobox: GeoBox) -> dict[int, Any]:
     return {k: shapely.make_valid(shapely.union_all(v)) for k, v in shapes.items()}
 
 
-def _cited_p(values: np.ndarray) -> float | None:
-    """The smallest finite p-value among an alert's pixels, floored at P_CITED_FLOOR; None if none is finite."""
-    finite = values[np.isfinite(values)]
-    return max(float(finite.min()), P_CITED_FLOOR) if finite.size else None
-
-
 def _region_p(p: np.ndarray, pix: np.ndarray) -> float | None:
-    """An alert's optical p-value: the region p-value of its pixels' values in the layer `p`, adjusted for as
-    many regions of its size as the area's tested (finite) pixels hold; floored as _cited_p; None if none of
-    its pixels was tested."""
+    """An alert's p-value from a per-pixel p-value layer `p`: the region p-value of its pixels
+    (detect.multivariate.region_p_value: adaptive quantile aggregation, valid however neighbouring pixels
+    depend on each other), Bonferroni-adjusted for as many regions of its size as the area's tested (finite)
+    pixels hold, floored at P_CITED_FLOOR; None if none of its pixels was tested."""
     inside = p[pix]
     n = int(np.isfinite(inside).sum())
     if n == 0:
@@ -851,7 +846,7 @@ def vectorise_alerts(
             rbr_v = L[f"{method}.rbr"][pix]
             rbr = round(float(np.nanmean(rbr_v)), 4) if np.isfinite(rbr_v).any() else None
         p = L.get(f"{SAR_METHOD}.p_value")
-        p_value = _cited_p(p[pix]) if p is not None and "sentinel-1" in sensors else None
+        p_value = _region_p(p, pix) if p is not None and "sentinel-1" in sensors else None
         q = L.get(OPTICAL_P_LAYER)
         optical_p = _region_p(q, pix) if q is not None and "sentinel-2" in sensors else None
         radar_last_change = None

@@ -104,7 +104,10 @@ def test_alerts_carry_type_area_dates_and_tiers() -> None:
     assert burn.area_ha == pytest.approx(1.0)
     assert str(burn.first_observed) == "2025-12-06" and str(burn.last_clear_before) == "2025-12-01"
     assert burn.confidence is Confidence.LOW and burn.sensors == ["sentinel-2"] and burn.p_value is None
-    assert struct.sensors == ["sentinel-1"] and struct.p_value == pytest.approx(1e-8)
+    # Radar's p-value is its test's region p-value, adjusted for the area's regions of the alert's size.
+    radar_p = np.full(50, 1e-8)
+    assert struct.sensors == ["sentinel-1"]
+    assert struct.p_value == pytest.approx(region_p_value(radar_p, regions=codes.size / 50), rel=1e-6)
     # Geodesic area of the WGS84 polygon agrees with the pixel count.
     area = abs(GEOD.geometry_area_perimeter(shape(burn.geometry))[0]) / 1e4
     assert area == pytest.approx(1.0, rel=0.01)
@@ -194,7 +197,9 @@ def test_radar_structural_damage_takes_in_its_weaker_edge_on_built_up_land() -> 
     grown = Evidence(**{**ev.__dict__, "layers": layers, "builtup": builtup})
     (a,) = vectorise_alerts(grown, geobox=aoi.geobox, area_id="x", mmu_ha=0.2)
     assert a.change_type is ChangeType.STRUCTURAL_DAMAGE and a.area_ha == pytest.approx(0.48)  # 8 x 6 px
-    assert a.sensors == ["sentinel-1"] and a.p_value == pytest.approx(1e-8)
+    grown_p = p[18:26, 18:24]  # the region with its edge: 16 strict pixels at 1e-8, 32 weaker at 0.01
+    assert a.sensors == ["sentinel-1"]
+    assert a.p_value == pytest.approx(region_p_value(grown_p, regions=p.size / grown_p.size), rel=1e-6)
     # Whether optics agree is judged on the strict pixels: 6 of 16 is agreement, though only 6 of the grown 48.
     cva = np.zeros(aoi.shape, bool)
     cva[20:22, 20:23] = True
