@@ -731,16 +731,16 @@ def _polygons(labels: np.ndarray, geobox: GeoBox) -> dict[int, Any]:
     return {k: shapely.make_valid(shapely.union_all(v)) for k, v in shapes.items()}
 
 
-def _region_p(p: np.ndarray, pix: np.ndarray) -> float | None:
+def _region_p(p: np.ndarray, pix: np.ndarray, tested: int) -> float | None:
     """An alert's p-value from a per-pixel p-value layer `p`: the region p-value of its pixels
     (detect.multivariate.region_p_value: adaptive quantile aggregation, valid however neighbouring pixels
-    depend on each other), Bonferroni-adjusted for as many regions of its size as the area's tested (finite)
+    depend on each other), Bonferroni-adjusted for as many regions of its size as the area's `tested` (finite)
     pixels hold, floored at P_CITED_FLOOR; None if none of its pixels was tested."""
     inside = p[pix]
     n = int(np.isfinite(inside).sum())
     if n == 0:
         return None
-    return max(region_p_value(inside, regions=int(np.isfinite(p).sum()) / n), P_CITED_FLOOR)
+    return max(region_p_value(inside, regions=tested / n), P_CITED_FLOOR)
 
 
 def vectorise_alerts(
@@ -821,6 +821,15 @@ def vectorise_alerts(
         if evidence.fires is not None
         else {}
     )
+    # Per-pixel p-value layers alerts cite (radar's test, the optical test), with their tested pixel counts.
+    p_layers = {
+        sensor: (layer, int(np.isfinite(layer).sum()))
+        for sensor, layer in (
+            ("sentinel-1", L.get(f"{SAR_METHOD}.p_value")),
+            ("sentinel-2", L.get(OPTICAL_P_LAYER)),
+        )
+        if layer is not None
+    }
     alerts: list[Alert] = []
     for k in order:
         ctype = kinds[k]
@@ -845,10 +854,10 @@ def vectorise_alerts(
         if ctype is ChangeType.BURN_SCAR and f"{method}.rbr" in L:
             rbr_v = L[f"{method}.rbr"][pix]
             rbr = round(float(np.nanmean(rbr_v)), 4) if np.isfinite(rbr_v).any() else None
-        p = L.get(f"{SAR_METHOD}.p_value")
-        p_value = _region_p(p, pix) if p is not None and "sentinel-1" in sensors else None
-        q = L.get(OPTICAL_P_LAYER)
-        optical_p = _region_p(q, pix) if q is not None and "sentinel-2" in sensors else None
+        p_value, optical_p = (
+            _region_p(p_layers[s][0], pix, p_layers[s][1]) if s in p_layers and s in sensors else None
+            for s in ("sentinel-1", "sentinel-2")
+        )
         radar_last_change = None
         change_last = L.get(f"{SAR_METHOD}.change_last")
         dated = change_last[pix][change_last[pix] >= 0] if change_last is not None else np.empty(0, "int32")
