@@ -80,7 +80,14 @@ EDGE_SCORES = {BURN: ("dnbr.score", 0.1), SOIL: ("soil-exposure.score", 0.1)}
 surroundings by this much. That median is the dNBR 'offset' of Parks et al. (2014), and 0.1 is where low burn
 severity starts (Key & Benson 2006); for the NDVI drop 0.1 is half the detection threshold (Canny's 2:1) and
 beyond the 99th percentile of the season's own change on unchanged forest, shrub and grass (0.05-0.07 above its
-median). Never on cropland, where the harvest lowers both by 0.2-0.5, field by field."""
+median). On cropland, where the harvest lowers both by 0.2-0.5 field by field, only where the fields around the
+region changed alike (CALM_RING_SHARE)."""
+CALM_RING_SHARE = 0.1
+"""On cropland a region's weaker edge is taken in only where at most this share of its surroundings pass the same
+edge test (`_calm_cropland`): the fields around it changed alike or not at all (their median is the season's
+change, which the test looks beyond), so what changed more right beside the region is its own mixed edge. Where a
+neighbouring field was harvested or burnt and the others were not, that field's share of the surroundings passes
+(a field is tens of metres across; the surroundings lie 30-60 m out), and the region does not grow there."""
 MMU_CORE_SHARE = 0.5
 """Weaker edges complete objects, they do not make them: a region's confident pixels alone must reach half the
 minimum mapping unit (an object of that size whose edge pixels, about half of its pixels, all fell short).
@@ -586,6 +593,18 @@ def _unchanged(codes: np.ndarray) -> np.ndarray:
     return ~ndimage.binary_dilation(codes != NONE, structure=EIGHT, iterations=EDGE_REACH_PX)
 
 
+def _calm_cropland(score: np.ndarray, ring: np.ndarray, landcover: np.ndarray, cut: float) -> np.ndarray:
+    """Cropland a region may grow into: all of it (of one window) where the cropland among the region's
+    surroundings `ring` (at least MIN_RING_PX pixels) did not change beyond the edge test, at most CALM_RING_SHARE
+    of it at or above `cut`; none otherwise. A harvest or a stubble burn takes a whole field, tens of metres
+    across, so a field changing next to the region shows in its surroundings 30-60 m out."""
+    crop = landcover == LC_CROP
+    fields = ring & crop & np.isfinite(score)
+    if fields.sum() < MIN_RING_PX or (score[fields] >= cut).mean() > CALM_RING_SHARE:
+        return np.zeros(crop.shape, bool)
+    return crop
+
+
 def grow_edges(
     labels: np.ndarray,
     kinds: dict[int, ChangeType],
@@ -595,9 +614,10 @@ def grow_edges(
 ) -> np.ndarray:
     """Hysteresis: burn and soil regions take in the connected pixels, up to EDGE_REACH_PX beyond them, whose
     score exceeds the median of the region's unchanged surroundings by EDGE_SCORES (seed pixels from the strict
-    tests, grown into a looser one). Only into unflagged pixels off cropland, where the harvest alone passes the
-    optical test; a crater field grows onto cropland only where radar also rose, significantly against the same
-    season a year earlier and by CRATER_MIN_ROUGHENING_DB above the region's surroundings (`_roughened_crop`).
+    tests, grown into a looser one). Only into unflagged pixels; onto cropland, where the harvest alone passes the
+    optical test, only where the fields around the region changed alike (`_calm_cropland`), or, for a crater
+    field, where radar also rose, significantly against the same season a year earlier and by
+    CRATER_MIN_ROUGHENING_DB above the region's surroundings (`_roughened_crop`).
     `only`: the labels to grow. Returns a new label raster; the regions' types do not change."""
     out = labels.copy()
     codes = evidence.codes
@@ -631,6 +651,8 @@ def grow_edges(
             if bg is None:
                 continue
             ok = allowed[win]
+            if lc is not None:
+                ok = ok | (_calm_cropland(score[win], ring, lc[win], bg + excess) & (codes[win] == NONE))
             if (
                 kind is ChangeType.CRATER_FIELD
                 and lc is not None
