@@ -19,8 +19,10 @@ from monitoring.vectorise import (
     CALM_RING_SHARE,
     CRATER_MIN_SOLIDITY,
     EDGE_REACH_PX,
+    MIN_RING_PX,
     OPTICAL_P_LAYER,
     P_CITED_FLOOR,
+    RING_PX,
     Evidence,
     _crop_rise,
     grow_edges,
@@ -558,11 +560,12 @@ def test_growing_edges_only_adds_nearby_unflagged_pixels(
         near = ndimage.binary_dilation(labels == k, structure=eight, iterations=EDGE_REACH_PX)
         assert (near[grown == k]).all()
         if (new & crop & (grown == k)).any():  # onto cropland only where the fields around did not change
-            far = ndimage.binary_dilation(labels == k, structure=eight, iterations=6)
-            near3 = ndimage.binary_dilation(labels == k, structure=eight, iterations=3)
-            fields = far & ~near3 & unchanged & crop
+            inner, outer = (
+                ndimage.binary_dilation(labels == k, structure=eight, iterations=r) for r in RING_PX
+            )
+            fields = outer & ~inner & unchanged & crop
             edge_cut = dndvi[new & (grown == k)].min()  # every pixel taken in passed the edge test
-            assert fields.sum() >= 8 and (dndvi[fields] >= edge_cut).mean() <= CALM_RING_SHARE
+            assert fields.sum() >= MIN_RING_PX and (dndvi[fields] >= edge_cut).mean() <= CALM_RING_SHARE
 
 
 def _paddy_crater_edge(harvested_beside: bool) -> list[ChangeType]:
