@@ -299,6 +299,9 @@ class Settings(BaseSettings):
     """Where runs are written: <output_dir>/<YYYY-MM-DD>/ (relative to the working directory)."""
     chunk_size: Annotated[int, Field(ge=64, le=8192)] = 512
     """Dask chunk edge in pixels."""
+    memory_limit_gb: Annotated[float, Field(gt=0)] | None = None
+    """Memory one area's analysis may plan to use (GB); an area that needs more is refused before it starts.
+    None: 85% of what the machine has available when the area starts (monitoring/memory.py)."""
 
     def store_path(self, output_dir: str | Path | None = None) -> Path:
         """The tracking database: tracking.store, else tracks.sqlite in output_dir (a run's --out wins)."""

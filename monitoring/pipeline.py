@@ -33,6 +33,7 @@ from monitoring.detect.omnibus import date_sar_changes
 from monitoring.detect.sar import to_db
 from monitoring.errors import ConfigError, DetectionError, SourceError
 from monitoring.fuse import Fires, cropland_fires, fuse_change_types, set_aside_farm_burning
+from monitoring.memory import check_fits
 from monitoring.preprocess import add_indices, composite, latest_clear, mask_clouds
 from monitoring.results import Alert, Coverage, FireDetection, HotspotResult, Windows, area_dir
 from monitoring.sources.base import LC_CROP, ImagerySource, check_optical, check_sar
@@ -268,6 +269,14 @@ def analyse_area(
     # The 12-month baseline and, where it does not reach, the same season a year earlier (cropland's baseline).
     sar_parts = [check_sar(source.load_sar(aoi, a, b), aoi, a, b) for a, b in windows.sar_ranges()]
     sar = sar_parts[0] if len(sar_parts) == 1 else xr.concat(sar_parts, "time")
+    # Everything so far is lazy: an area too large for this machine is refused before anything is computed.
+    check_fits(
+        aoi.id,
+        aoi.shape[0] * aoi.shape[1],
+        sar_scenes=int(sar.sizes["time"]),
+        optical_scenes=int(opt_b.sizes["time"] + opt_a.sizes["time"]),
+        limit_gb=settings.memory_limit_gb,
+    )
     landcover = source.load_landcover(aoi)
     if thermal == "auto":
         thermal = make_thermal_source(settings, source)

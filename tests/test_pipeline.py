@@ -10,6 +10,7 @@ import pytest
 
 from monitoring.aoi import aoi_from_hotspot, windows_for
 from monitoring.config import hotspot_by_id, load_hotspots, load_settings, resolve_config_path
+from monitoring.errors import AOIError
 from monitoring.evaluate import score_area
 from monitoring.pipeline import analyse_area
 from monitoring.results import ChangeType
@@ -48,3 +49,24 @@ def test_fires_on_the_areas_cropland_set_its_few_field_burns_aside(tmp_path: Pat
         assert (a.optical_p_value is not None) == ("sentinel-2" in a.sensors)
     seen = [a.optical_p_value for a in result.alerts if a.optical_p_value is not None]
     assert seen and max(seen) < 1e-6
+
+
+def test_an_area_too_large_for_the_memory_budget_is_refused_before_anything_is_computed_or_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = load_settings().model_copy(update={"memory_limit_gb": 0.5})
+    source = SimulatorSource(load_scenario(resolve_config_path(settings.simulator.scenario)))
+    aoi = aoi_from_hotspot(hotspot_by_id(load_hotspots(), "preah-vihear"))
+    computed: list[object] = []
+    monkeypatch.setattr("monitoring.pipeline.dask.compute", lambda *a, **k: computed.append(a))
+    with pytest.raises(
+        AOIError, match=r"^area 'preah-vihear' needs about 0\.\d GB of memory .* 0\.5 GB is available"
+    ):
+        analyse_area(
+            aoi,
+            windows_for(date(2025, 12, 22), settings.windows),
+            source=source,
+            settings=settings,
+            run_dir=tmp_path,
+        )
+    assert not computed and not any(tmp_path.iterdir())

@@ -1,0 +1,134 @@
+"""Scale: time and peak memory of one area's analysis as the area grows (an analyst's ad hoc check).
+
+    python benchmarks/scale.py [--sides 3,10,20] [--hotspot chong-chom] [--date 2025-12-22] [--json FILE]
+
+Each side (km) is a square around the hot spot, analysed as the daily flow analyses an area (default windows for
+the date: 60-day optical baseline, 16-day after window, 12-month radar baseline) without Prefect, each in a fresh
+process so that its peak resident memory is its own. Printed per area: km², megapixels, the Sentinel-1 and
+Sentinel-2 scenes loaded, seconds, peak RSS, and monitoring.memory's estimate of that peak (the model that
+refuses areas too large for the machine), so the model is checked every time this runs. The memory guard itself
+is lifted for the measurement.
+
+On the simulator: rendering the scenes is part of the time (real sources read COGs or call an API instead).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run as a script from a checkout
+
+from monitoring import memory, pipeline  # noqa: E402
+from monitoring.aoi import aoi_from_bbox, windows_for  # noqa: E402
+from monitoring.config import load_hotspots, load_settings  # noqa: E402
+
+KM_PER_DEG = 111.32
+
+
+def square(lon: float, lat: float, side_km: float) -> tuple[float, float, float, float]:
+    """A lon/lat box of about side_km x side_km centred on lon, lat."""
+    dy = side_km / KM_PER_DEG / 2
+    dx = side_km / (KM_PER_DEG * math.cos(math.radians(lat))) / 2
+    return (lon - dx, lat - dy, lon + dx, lat + dy)
+
+
+def measure(side_km: float, hotspot: str, run_date: date) -> dict[str, Any]:
+    """Analyse one square in this process; the figures of this run (call it in a fresh process)."""
+    spot = {h.id: h for h in load_hotspots()}[hotspot]
+    settings = load_settings().model_copy(update={"memory_limit_gb": 1e6})
+    aoi = aoi_from_bbox(square(spot.lon, spot.lat, side_km), name=f"{hotspot} {side_km:g} km")
+    seen: dict[str, int] = {}
+    original = pipeline.check_fits
+
+    def record(area_id: str, pixels: int, **kw: Any) -> None:
+        seen.update(pixels=pixels, sar=kw["sar_scenes"], optical=kw["optical_scenes"])
+        original(area_id, pixels, **kw)
+
+    pipeline.check_fits = record  # type: ignore[assignment]
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        result = pipeline.analyse_area(
+            aoi,
+            windows_for(run_date, settings.windows),
+            source=pipeline.make_source(settings),
+            settings=settings,
+            run_dir=Path(tmp),
+        )
+    seconds = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kB on Linux
+    estimate = memory.peak_bytes(seen["pixels"], seen["sar"], seen["optical"])
+    return {
+        "side_km": side_km,
+        "km2": round(aoi.area_km2, 1),
+        "mpx": round(seen["pixels"] / 1e6, 2),
+        "sar_scenes": seen["sar"],
+        "optical_scenes": seen["optical"],
+        "seconds": round(seconds, 1),
+        "peak_gb": round(peak / 1e9, 2),
+        "estimate_gb": round(estimate / 1e9, 2),
+        "alerts": len(result.alerts),
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sides", default="3,10,20", help="square sides in km, comma-separated")
+    ap.add_argument("--hotspot", default="chong-chom")
+    ap.add_argument("--date", default="2025-12-22", type=date.fromisoformat)
+    ap.add_argument("--json", type=Path, help="write the figures here")
+    ap.add_argument(
+        "--one", type=float, help=argparse.SUPPRESS
+    )  # the child process: one side, JSON to stdout
+    args = ap.parse_args()
+    if args.one is not None:
+        print(json.dumps(measure(args.one, args.hotspot, args.date)))
+        return 0
+    rows = []
+    free = memory.available_bytes()
+    print(f"available memory now: {free / 1e9:.1f} GB" if free else "available memory: unknown")
+    print(
+        f"{'side':>5} {'km²':>7} {'Mpx':>6} {'S1':>4} {'S2':>4} {'s':>7} {'peak GB':>8} {'model GB':>9} alerts"
+    )
+    for side in (float(s) for s in args.sides.split(",")):
+        cmd = [
+            sys.executable,
+            __file__,
+            "--one",
+            str(side),
+            "--hotspot",
+            args.hotspot,
+            "--date",
+            str(args.date),
+        ]
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+        r = json.loads(out)
+        rows.append(r)
+        print(
+            f"{r['side_km']:>5g} {r['km2']:>7.1f} {r['mpx']:>6.2f} {r['sar_scenes']:>4} {r['optical_scenes']:>4} "
+            f"{r['seconds']:>7.1f} {r['peak_gb']:>8.2f} {r['estimate_gb']:>9.2f} {r['alerts']:>6}",
+            flush=True,
+        )
+    if len(rows) >= 2:
+        a, b = rows[0], rows[-1]
+        slope = (b["peak_gb"] - a["peak_gb"]) / (b["km2"] - a["km2"]) * 100
+        print(f"memory grows {slope:.2f} GB per 100 km² (first to last area)")
+    if args.json:
+        args.json.write_text(
+            json.dumps({"available_gb": free and round(free / 1e9, 1), "areas": rows}, indent=2)
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

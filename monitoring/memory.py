@@ -1,0 +1,85 @@
+"""Pipeline resources: the memory one area's compute needs, and a refusal, before it starts, when it won't fit."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from monitoring.errors import AOIError
+
+BASE_BYTES = 0.5e9
+"""Python, numba, GDAL and the libraries loaded, before any pixel (measured: 0.42-0.49 GB)."""
+SAR_BYTES_PER_SCENE_PX = 15.0
+"""Peak bytes per pixel per Sentinel-1 scene. dask's map_overlap (the 3x3 multilook) keeps the whole stack's
+overlapped blocks until the area is done (dask issue 3671): VV and VH in float32 plus the validity mask and
+the tests' per-onset layers. Measured by benchmarks/scale.py: 14.4 on 4 Mpx with 102 scenes."""
+OPTICAL_BYTES_PER_SCENE_PX = 40.0
+"""Peak bytes per pixel per Sentinel-2 scene (six bands, SCL, masks and indices): 38 on 4 Mpx with 16 scenes."""
+HEADROOM = 0.85
+"""Share of the available memory an area may plan to use: the estimate is a fit, and the OS needs some."""
+PIXEL_KM2 = 1e-4
+"""One 10 m pixel."""
+
+
+def peak_bytes(pixels: int, sar_scenes: int, optical_scenes: int) -> float:
+    """The peak memory one area's compute is expected to reach (bytes): linear in pixels x scenes."""
+    per_px = SAR_BYTES_PER_SCENE_PX * sar_scenes + OPTICAL_BYTES_PER_SCENE_PX * optical_scenes
+    return BASE_BYTES + pixels * per_px
+
+
+def _cgroup_free(root: Path) -> int | None:
+    try:
+        limit = (root / "memory.max").read_text().strip()
+        used = int((root / "memory.current").read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return None if limit == "max" else max(int(limit) - used, 0)
+
+
+def available_bytes(
+    meminfo: Path = Path("/proc/meminfo"), cgroup: Path = Path("/sys/fs/cgroup")
+) -> int | None:
+    """Memory this process can still take: MemAvailable, or a container's (cgroup v2) limit if lower; None when
+    neither can be read (then nothing is refused)."""
+    free: list[int] = []
+    try:
+        for line in meminfo.read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                free.append(int(line.split()[1]) * 1024)
+    except (OSError, ValueError, IndexError):
+        pass
+    if not free and hasattr(os, "sysconf"):
+        try:
+            free.append(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES"))
+        except (OSError, ValueError):
+            pass
+    group = _cgroup_free(cgroup)
+    if group is not None:
+        free.append(group)
+    return min(free) if free else None
+
+
+def check_fits(
+    area_id: str, pixels: int, *, sar_scenes: int, optical_scenes: int, limit_gb: float | None = None
+) -> None:
+    """Refuse an area whose compute would not fit in memory (AOIError), before it starts, instead of letting the
+    operating system kill the run half-way. limit_gb: the budget (settings.memory_limit_gb); None: HEADROOM of
+    what this machine has available now."""
+    if limit_gb is not None:
+        budget = limit_gb * 1e9
+    else:
+        free = available_bytes()
+        if free is None:
+            return
+        budget = HEADROOM * free
+    need = peak_bytes(pixels, sar_scenes, optical_scenes)
+    if need <= budget:
+        return
+    per_px = (need - BASE_BYTES) / max(pixels, 1)
+    fits_km2 = max(budget - BASE_BYTES, 0.0) / per_px * PIXEL_KM2 if per_px > 0 else 0.0
+    raise AOIError(
+        f"area {area_id!r} needs about {need / 1e9:.1f} GB of memory ({pixels / 1e6:.1f} Mpx with "
+        f"{sar_scenes} Sentinel-1 and {optical_scenes} Sentinel-2 scenes) but {budget / 1e9:.1f} GB is "
+        f"available; split it into areas of at most about {fits_km2:.0f} km², or shorten "
+        "windows.sar_baseline_days (memory_limit_gb in settings.yaml sets the budget)."
+    )
