@@ -28,9 +28,9 @@ from flows.daily import (
     settings_from_dict,
 )
 from monitoring import pipeline
-from monitoring.aoi import AOI, TimeWindows, windows_for
+from monitoring.aoi import AOI, TimeWindows, aoi_from_bbox, windows_for
 from monitoring.config import load_settings
-from monitoring.errors import ConfigError, DetectionError, SourceError, StoreError
+from monitoring.errors import AOIError, ConfigError, DetectionError, SourceError, StoreError
 from monitoring.progress import ProgressEvent, subscribed
 from monitoring.results import Coverage, HotspotResult, Windows
 from monitoring.store import AlertStore
@@ -403,6 +403,15 @@ def test_cli_run_check_report(prefect_server: None, fake: FakePipeline, tmp_path
     result = runner.invoke(app, [*args, "--after", "2025-12-07..2025-12-22", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert f"Outputs in {tmp_path / 'checks'}" in result.stdout
+    assert fake.briefings[-1]["kind"] == "area-check"
+
+    # A check whose one area failed still writes its briefing (the record of why) but exits 1.
+    area_id = aoi_from_bbox((104.66, 14.38, 104.70, 14.41)).id
+    fake.fail[area_id] = lambda attempt: AOIError(f"area {area_id!r} needs about 60.0 GB of memory")
+    result = runner.invoke(app, [*args, "--after", "2025-12-07..2025-12-22", "--out", str(tmp_path)])
+    assert result.exit_code == 1, result.output
+    assert f"failed: {area_id} [SIMULATED]" in result.stdout
+    assert f"failed {area_id}: AOIError: area '{area_id}' needs about 60.0 GB" in result.stderr
     assert fake.briefings[-1]["kind"] == "area-check"
 
 
