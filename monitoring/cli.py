@@ -99,7 +99,7 @@ def _errors(verbose: bool = False) -> Iterator[None]:
     """Turn Borderwatch errors into one `error: ...` line on stderr: exit 2 for bad input, 1 for failures."""
     try:
         yield
-    except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+    except (typer.Exit, click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
         raise
     except (ConfigError, AOIError) as e:
         typer.echo(f"error: {_one_line(e)}", err=True)

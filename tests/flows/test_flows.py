@@ -412,6 +412,7 @@ def test_cli_run_check_report(prefect_server: None, fake: FakePipeline, tmp_path
     assert result.exit_code == 1, result.output
     assert f"failed: {area_id} [SIMULATED]" in result.stdout
     assert f"failed {area_id}: AOIError: area '{area_id}' needs about 60.0 GB" in result.stderr
+    assert "error:" not in result.stderr  # the exit code is the whole message: the summary said what failed
     assert fake.briefings[-1]["kind"] == "area-check"
 
 
