@@ -2,47 +2,94 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import xarray as xr
-from numba import guvectorize
+from numba import njit
+
+PIXELS_PER_PASS = 256
+"""Pixels sorted together: (dates x 256) values stay in L1/L2 cache, and each comparator is one SIMD loop."""
 
 
-@guvectorize(
-    ["void(float32[:], float32[:])", "void(float64[:], float64[:])"], "(n)->()", nopython=True, cache=True
-)
-def _nanmedian_gu(values, out):  # type: ignore[no-untyped-def]
-    # Insertion sort of the non-NaN values: series are short (a window holds 5-40 dates), where it beats
-    # np.nanmedian's partition by a wide margin (performance.md: ~7x).
-    n = values.shape[0]
-    buf = np.empty(n, dtype=values.dtype)
-    k = 0
-    for i in range(n):
-        v = values[i]
-        if v == v:
-            j = k
-            while j > 0 and buf[j - 1] > v:
-                buf[j] = buf[j - 1]
-                j -= 1
-            buf[j] = v
-            k += 1
-    if k == 0:
-        out[0] = np.nan
-    elif k % 2 == 1:
-        out[0] = buf[k // 2]
-    else:
-        out[0] = 0.5 * (buf[k // 2 - 1] + buf[k // 2])
+@functools.cache
+def sorting_network(n: int) -> np.ndarray:
+    """Comparators (i, j), i < j, of Batcher's odd-even merge sort for n values: applied in order, each putting
+    the smaller value at i, they sort any n values (Knuth, TAOCP 5.3.4, algorithm M, for any n)."""
+    pairs = []
+    p = 1
+    while p < n:
+        k = p
+        while k >= 1:
+            for j in range(k % p, n - k, 2 * k):
+                for i in range(min(k, n - j - k)):
+                    if (i + j) // (2 * p) == (i + j + k) // (2 * p):
+                        pairs.append((i + j, i + j + k))
+            k //= 2
+        p *= 2
+    return np.array(pairs, dtype=np.int64).reshape(-1, 2)
+
+
+@njit(cache=True, nogil=True)
+def _nanmedian_rows(values, pairs, out):  # type: ignore[no-untyped-def]
+    # values: (dates, pixels). Per pass of PIXELS_PER_PASS pixels: NaN becomes +inf (it sorts last), every
+    # comparator is a branchless min/max over the pass's pixels (vectorised), and each pixel's median is read
+    # at its own count of non-NaN values. performance.md: 37x np.nanmedian, 5x an insertion sort per pixel.
+    n, m = values.shape
+    buf = np.empty((n, PIXELS_PER_PASS), dtype=values.dtype)
+    count = np.empty(PIXELS_PER_PASS, dtype=np.int64)
+    for start in range(0, m, PIXELS_PER_PASS):
+        w = min(PIXELS_PER_PASS, m - start)
+        count[:w] = 0
+        for t in range(n):
+            for j in range(w):
+                v = values[t, start + j]
+                if v == v:
+                    buf[t, j] = v
+                    count[j] += 1
+                else:
+                    buf[t, j] = np.inf
+        for c in range(pairs.shape[0]):
+            a = pairs[c, 0]
+            b = pairs[c, 1]
+            for j in range(w):
+                x = buf[a, j]
+                y = buf[b, j]
+                buf[a, j] = min(x, y)
+                buf[b, j] = max(x, y)
+        for j in range(w):
+            k = count[j]
+            if k == 0:
+                out[start + j] = np.nan
+            elif k % 2 == 1:
+                out[start + j] = buf[k // 2, j]
+            else:
+                out[start + j] = 0.5 * (buf[k // 2 - 1, j] + buf[k // 2, j])
+
+
+def _nanmedian_last(a: np.ndarray) -> np.ndarray:
+    """NaN-median over the last axis (apply_ufunc's core dimension) with the compiled sorting network."""
+    dtype = a.dtype if a.dtype in (np.float32, np.float64) else np.dtype("float64")
+    n = a.shape[-1]
+    # apply_ufunc moved time last as a view: moving it back restores the stack's own (time, y, x) layout, so
+    # each date's pixels are read contiguously.
+    rows = np.ascontiguousarray(np.moveaxis(a, -1, 0), dtype=dtype).reshape(n, -1)
+    out = np.empty(rows.shape[1], dtype=dtype)
+    _nanmedian_rows(rows, sorting_network(n), out)
+    return out.reshape(a.shape[:-1])
 
 
 def nanmedian_time(da: xr.DataArray, dim: str = "time") -> xr.DataArray:
-    """Median over `dim` ignoring NaN; numpy or dask (the time axis is gathered into one chunk)."""
+    """Median over `dim` ignoring NaN (NaN where every value is); numpy or dask (the time axis is gathered into
+    one chunk). The same values as np.nanmedian."""
     if da.chunks is not None:
         da = da.chunk({dim: -1})
     return xr.apply_ufunc(
-        _nanmedian_gu,
+        _nanmedian_last,
         da,
         input_core_dims=[[dim]],
         dask="parallelized",
-        output_dtypes=[da.dtype],
+        output_dtypes=[da.dtype if da.dtype in (np.float32, np.float64) else np.dtype("float64")],
         keep_attrs=True,
     )
 

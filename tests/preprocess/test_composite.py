@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from monitoring.preprocess import composite, latest_clear, mask_clouds, nanmedian_time
+from monitoring.preprocess.composite import sorting_network
 from monitoring.sources.base import SCL_CLOUD_HIGH
 from tests.synthetic import CHAR, FOREST, maybe_dask, optical_stack, paint, tiny_aoi
 
@@ -21,13 +22,43 @@ from tests.synthetic import CHAR, FOREST, maybe_dask, optical_stack, paint, tiny
     )
 )
 def test_nanmedian_matches_numpy(a: np.ndarray) -> None:
-    got = nanmedian_time(xr.DataArray(a, dims=("time", "y", "x"))).values
+    arr = xr.DataArray(a, dims=("time", "y", "x"))
+    got = nanmedian_time(arr).values
+    # On dask: chunks that cut y and x, and the time axis gathered from one chunk per date.
+    lazy = nanmedian_time(arr.chunk({"time": 1, "y": 3, "x": 2}))
     with (
         np.errstate(all="ignore"),
         pytest.warns(RuntimeWarning) if np.isnan(a).all(axis=0).any() else _null(),
     ):
         want = np.nanmedian(a, axis=0)
-    np.testing.assert_allclose(got, want, rtol=1e-6, equal_nan=True)
+    assert got.dtype == np.float32 and lazy.dtype == np.float32
+    np.testing.assert_array_equal(got, want.astype(np.float32))
+    np.testing.assert_array_equal(lazy.values, got)
+
+
+@pytest.mark.parametrize("n", range(1, 15))
+def test_the_sorting_network_sorts_every_zero_one_sequence(n: int) -> None:
+    # The 0-1 principle (Knuth 5.3.4): a comparator network that sorts all 2^n sequences of 0s and 1s sorts
+    # every sequence of n values.
+    seqs = ((np.arange(2**n)[:, None] >> np.arange(n)) & 1).astype(np.int8)
+    for i, j in sorting_network(n):
+        lo, hi = np.minimum(seqs[:, i], seqs[:, j]), np.maximum(seqs[:, i], seqs[:, j])
+        seqs[:, i], seqs[:, j] = lo, hi
+    assert (np.diff(seqs, axis=1) >= 0).all()
+
+
+@pytest.mark.parametrize("n", [15, 16, 17, 31, 40, 64, 100])
+def test_long_series_match_numpy(n: int) -> None:
+    # Windows of many dates (a 60-day baseline in the dry season has up to ~25): more than the 0-1 test covers.
+    rng = np.random.default_rng(n)
+    a = rng.normal(size=(n, 20, 300)).astype(np.float32)
+    a[rng.random(a.shape) < 0.4] = np.nan
+    a[:, 0, 0] = np.nan  # never clear
+    a[:, 0, 1] = np.inf  # saturated
+    got = nanmedian_time(xr.DataArray(a, dims=("time", "y", "x"))).values
+    with np.errstate(all="ignore"), pytest.warns(RuntimeWarning):
+        want = np.nanmedian(a, axis=0)
+    np.testing.assert_array_equal(got, want)
 
 
 class _null:
