@@ -31,24 +31,32 @@ def sorting_network(n: int) -> np.ndarray:
 
 
 @njit(cache=True, nogil=True)
-def _nanmedian_rows(values, pairs, out):  # type: ignore[no-untyped-def]
-    # values: (dates, pixels). Per pass of PIXELS_PER_PASS pixels: NaN becomes +inf (it sorts last), every
-    # comparator is a branchless min/max over the pass's pixels (vectorised), and each pixel's median is read
-    # at its own count of non-NaN values. performance.md: 37x np.nanmedian, 5x an insertion sort per pixel.
-    n, m = values.shape
+def _nanmedian_rows(values, time_last, pairs, out):  # type: ignore[no-untyped-def]
+    # values: (dates, pixels), or (pixels, dates) when time_last. Per pass of PIXELS_PER_PASS pixels: NaN
+    # becomes +inf (it sorts last), every comparator is a branchless min/max over the pass's pixels
+    # (vectorised), and each pixel's median is read at its own count of non-NaN values. The loads follow the
+    # memory order of `values`, so either layout is read contiguously.
+    n = values.shape[1] if time_last else values.shape[0]
+    m = values.shape[0] if time_last else values.shape[1]
     buf = np.empty((n, PIXELS_PER_PASS), dtype=values.dtype)
-    count = np.empty(PIXELS_PER_PASS, dtype=np.int64)
+    count = np.zeros(PIXELS_PER_PASS, dtype=np.int64)
     for start in range(0, m, PIXELS_PER_PASS):
         w = min(PIXELS_PER_PASS, m - start)
         count[:w] = 0
-        for t in range(n):
+        if time_last:
             for j in range(w):
-                v = values[t, start + j]
-                if v == v:
-                    buf[t, j] = v
-                    count[j] += 1
-                else:
-                    buf[t, j] = np.inf
+                for t in range(n):
+                    v = values[start + j, t]
+                    ok = v == v  # branchless: clouds fall at random, a branch would mispredict
+                    buf[t, j] = v if ok else np.inf
+                    count[j] += ok
+        else:
+            for t in range(n):
+                for j in range(w):
+                    v = values[t, start + j]
+                    ok = v == v  # branchless: clouds fall at random, a branch would mispredict
+                    buf[t, j] = v if ok else np.inf
+                    count[j] += ok
         for c in range(pairs.shape[0]):
             a = pairs[c, 0]
             b = pairs[c, 1]
@@ -71,12 +79,17 @@ def _nanmedian_last(a: np.ndarray) -> np.ndarray:
     """NaN-median over the last axis (apply_ufunc's core dimension) with the compiled sorting network."""
     dtype = a.dtype if a.dtype in (np.float32, np.float64) else np.dtype("float64")
     n = a.shape[-1]
-    # apply_ufunc moved time last as a view: moving it back restores the stack's own (time, y, x) layout, so
-    # each date's pixels are read contiguously.
-    rows = np.ascontiguousarray(np.moveaxis(a, -1, 0), dtype=dtype).reshape(n, -1)
-    out = np.empty(rows.shape[1], dtype=dtype)
-    _nanmedian_rows(rows, sorting_network(n), out)
-    return out.reshape(a.shape[:-1])
+    a = a.astype(dtype, copy=False)
+    # Blocks arrive in two layouts: numpy's (time, y, x) stack, which apply_ufunc moved time last as a view, and
+    # dask's blocks, time last in memory. Each is read in its own memory order, without a copy.
+    time_first = np.moveaxis(a, -1, 0)
+    if time_first.flags.c_contiguous:
+        rows, time_last = time_first.reshape(n, -1), False
+    else:
+        rows, time_last = np.ascontiguousarray(a).reshape(-1, n), True
+    out = np.empty(a.shape[:-1], dtype=dtype)
+    _nanmedian_rows(rows, time_last, sorting_network(n), out.reshape(-1))
+    return out
 
 
 def nanmedian_time(da: xr.DataArray, dim: str = "time") -> xr.DataArray:

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from monitoring.preprocess import composite, latest_clear, mask_clouds, nanmedian_time
-from monitoring.preprocess.composite import sorting_network
+from monitoring.preprocess.composite import _nanmedian_last, sorting_network
 from monitoring.sources.base import SCL_CLOUD_HIGH
 from tests.synthetic import CHAR, FOREST, maybe_dask, optical_stack, paint, tiny_aoi
 
@@ -59,6 +59,12 @@ def test_long_series_match_numpy(n: int) -> None:
     with np.errstate(all="ignore"), pytest.warns(RuntimeWarning):
         want = np.nanmedian(a, axis=0)
     np.testing.assert_array_equal(got, want)
+    # The kernel reads blocks in their own memory order: time first (numpy's stack), time last (dask's blocks),
+    # or neither (a strided view, copied).
+    last = np.moveaxis(a, 0, -1)
+    layouts = [(last, want), (np.ascontiguousarray(last), want), (last[:, ::2], want[:, ::2])]
+    for layout, expected in [*layouts, (np.asfortranarray(last), want)]:
+        np.testing.assert_array_equal(_nanmedian_last(layout), expected)
 
 
 class _null:
