@@ -81,7 +81,7 @@ def measure(side_km: float, hotspot: str, run_date: date) -> dict[str, Any]:
     }
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sides", default="3,10,20", help="square sides in km, comma-separated")
     ap.add_argument("--hotspot", default="chong-chom")
@@ -90,7 +90,7 @@ def main() -> int:
     ap.add_argument(
         "--one", type=float, help=argparse.SUPPRESS
     )  # the child process: one side, JSON to stdout
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     if args.one is not None:
         print(json.dumps(measure(args.one, args.hotspot, args.date)))
         return 0

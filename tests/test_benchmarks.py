@@ -30,3 +30,21 @@ def test_oscd_pvalues_tells_the_labelled_change_from_unchanged_blocks(tmp_path: 
     assert adopted["changed_below_alpha"] == 1.0 and adopted["unchanged_below_alpha"] == 0.0
     assert adopted["auc"] == 1.0
     assert set(result["methods"]) == {"smallest pixel", "2 x median", "adaptive quantile"}
+
+
+def test_kernels_reports_the_median_throughput_per_number_of_dates(capsys: object) -> None:
+    assert _script("kernels").main(["--mpx", "0.01", "--dates", "3,12", "--repeat", "1"]) == 0
+    out = capsys.readouterr().out  # type: ignore[attr-defined]
+    rows = [line.split() for line in out.splitlines() if len(line.split()) == 5 and line.split()[0].isdigit()]
+    assert [r[0] for r in rows] == ["3", "12"]
+    assert all(float(v) > 0 for r in rows for v in r[1:4])
+
+
+def test_scale_measures_each_area_in_its_own_process_next_to_the_memory_model(tmp_path: Path) -> None:
+    out = tmp_path / "scale.json"
+    assert _script("scale").main(["--sides", "1,2", "--json", str(out)]) == 0
+    small, large = json.loads(out.read_text())["areas"]
+    assert 0.5 < small["km2"] < large["km2"] < 6 and small["mpx"] < large["mpx"]
+    for r in (small, large):
+        assert r["sar_scenes"] > 50 and r["optical_scenes"] > 0 and r["seconds"] > 0
+        assert r["peak_gb"] > 0.2 and r["estimate_gb"] >= 0.5
