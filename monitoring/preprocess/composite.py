@@ -79,6 +79,8 @@ def _nanmedian_last(a: np.ndarray) -> np.ndarray:
     """NaN-median over the last axis (apply_ufunc's core dimension) with the compiled sorting network."""
     dtype = a.dtype if a.dtype in (np.float32, np.float64) else np.dtype("float64")
     n = a.shape[-1]
+    if n == 0:  # no date at all: nothing was seen
+        return np.full(a.shape[:-1], np.nan, dtype=dtype)
     a = a.astype(dtype, copy=False)
     # Blocks arrive in two layouts: numpy's (time, y, x) stack, which apply_ufunc moved time last as a view, and
     # dask's blocks, time last in memory. Each is read in its own memory order, without a copy.
@@ -95,6 +97,9 @@ def _nanmedian_last(a: np.ndarray) -> np.ndarray:
 def nanmedian_time(da: xr.DataArray, dim: str = "time") -> xr.DataArray:
     """Median over `dim` ignoring NaN (NaN where every value is); numpy or dask (the time axis is gathered into
     one chunk). The same values as np.nanmedian."""
+    dtype = da.dtype if da.dtype in (np.float32, np.float64) else np.dtype("float64")
+    if da.sizes[dim] == 0:  # no date at all (dask cannot gather an empty axis into one chunk)
+        return xr.full_like(da.sum(dim, keep_attrs=True), np.nan, dtype=dtype)
     if da.chunks is not None:
         da = da.chunk({dim: -1})
     return xr.apply_ufunc(
@@ -102,7 +107,7 @@ def nanmedian_time(da: xr.DataArray, dim: str = "time") -> xr.DataArray:
         da,
         input_core_dims=[[dim]],
         dask="parallelized",
-        output_dtypes=[da.dtype if da.dtype in (np.float32, np.float64) else np.dtype("float64")],
+        output_dtypes=[dtype],
         keep_attrs=True,
     )
 

@@ -36,6 +36,13 @@ def test_nanmedian_matches_numpy(a: np.ndarray) -> None:
     np.testing.assert_array_equal(lazy.values, got)
 
 
+@pytest.mark.parametrize("use_dask", [False, True])
+def test_a_window_without_dates_composites_to_nan(use_dask: bool) -> None:
+    arr = xr.DataArray(np.zeros((0, 3, 4), np.float32), dims=("time", "y", "x"))
+    out = nanmedian_time(arr.chunk({"y": 2}) if use_dask else arr).values
+    assert out.shape == (3, 4) and out.dtype == np.float32 and np.isnan(out).all()
+
+
 @pytest.mark.parametrize("n", range(1, 15))
 def test_the_sorting_network_sorts_every_zero_one_sequence(n: int) -> None:
     # The 0-1 principle (Knuth 5.3.4): a comparator network that sorts all 2^n sequences of 0s and 1s sorts
