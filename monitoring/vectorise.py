@@ -652,17 +652,11 @@ def grow_edges(
                 continue
             ok = allowed[win]
             if lc is not None:
-                ok = ok | (_calm_cropland(score[win], ring, lc[win], bg + excess) & (codes[win] == NONE))
-            if (
-                kind is ChangeType.CRATER_FIELD
-                and lc is not None
-                and crop_rise is not None
-                and sar is not None
-            ):
-                # The optical half of _roughened_crop is the score test below, against the same surroundings.
-                ok = ok | (
-                    _roughened_crop(region, ring, lc[win], crop_rise[win], sar[win]) & (codes[win] == NONE)
-                )
+                crop_ok = _calm_cropland(score[win], ring, lc[win], bg + excess)
+                if kind is ChangeType.CRATER_FIELD and crop_rise is not None and sar is not None:
+                    # The optical half of _roughened_crop is the score test below, against the same surroundings.
+                    crop_ok = crop_ok | _roughened_crop(region, ring, lc[win], crop_rise[win], sar[win])
+                ok = ok | (crop_ok & (codes[win] == NONE))
             weak = (score[win] >= bg + excess) & ok & (out[win] == 0)
             out[win][_grow(region, weak) & ~region] = k
     return out
