@@ -75,12 +75,16 @@ def _nanmedian_rows(values, time_last, pairs, out):  # type: ignore[no-untyped-d
                 out[start + j] = 0.5 * (buf[k // 2 - 1, j] + buf[k // 2, j])
 
 
+def _median_dtype(dtype: np.dtype) -> np.dtype:
+    """The kernel's float type for values of `dtype`: float32 and float64 stay, anything else becomes float64."""
+    return dtype if dtype in (np.float32, np.float64) else np.dtype("float64")
+
+
 def _nanmedian_last(a: np.ndarray) -> np.ndarray:
-    """NaN-median over the last axis (apply_ufunc's core dimension) with the compiled sorting network."""
-    dtype = a.dtype if a.dtype in (np.float32, np.float64) else np.dtype("float64")
+    """NaN-median over the last axis (apply_ufunc's core dimension, at least one date) with the compiled
+    sorting network."""
+    dtype = _median_dtype(a.dtype)
     n = a.shape[-1]
-    if n == 0:  # no date at all: nothing was seen
-        return np.full(a.shape[:-1], np.nan, dtype=dtype)
     a = a.astype(dtype, copy=False)
     # Blocks arrive in two layouts: numpy's (time, y, x) stack, which apply_ufunc moved time last as a view, and
     # dask's blocks, time last in memory. Each is read in its own memory order, without a copy.
@@ -97,7 +101,7 @@ def _nanmedian_last(a: np.ndarray) -> np.ndarray:
 def nanmedian_time(da: xr.DataArray, dim: str = "time") -> xr.DataArray:
     """Median over `dim` ignoring NaN (NaN where every value is); numpy or dask (the time axis is gathered into
     one chunk). The same values as np.nanmedian."""
-    dtype = da.dtype if da.dtype in (np.float32, np.float64) else np.dtype("float64")
+    dtype = _median_dtype(da.dtype)
     if da.sizes[dim] == 0:  # no date at all (dask cannot gather an empty axis into one chunk)
         return xr.full_like(da.sum(dim, keep_attrs=True), np.nan, dtype=dtype)
     if da.chunks is not None:
