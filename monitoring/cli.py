@@ -204,7 +204,8 @@ def summary_line(results: list[HotspotResult]) -> str:
     )
 
 
-def _print_outcome(run_dir: Path, files: dict[str, str] | None = None) -> None:
+def _print_outcome(run_dir: Path, files: dict[str, str] | None = None) -> list[HotspotResult]:
+    """Print where the outputs are and the one-line summary; returns the run's results it summarised."""
     names = (
         sorted(Path(f).name for f in files.values())
         if files
@@ -215,7 +216,9 @@ def _print_outcome(run_dir: Path, files: dict[str, str] | None = None) -> None:
         soft_wrap=True,
         highlight=False,
     )
-    out_console.print(escape(summary_line(_read_results(run_dir))), soft_wrap=True, highlight=False)
+    results = _read_results(run_dir)
+    out_console.print(escape(summary_line(results)), soft_wrap=True, highlight=False)
+    return results
 
 
 def _parse_bbox(value: str) -> list[float]:
@@ -386,8 +389,7 @@ def check(
                 out_dir=str(out) if out else None,
                 name=name,
             )
-        _print_outcome(Path(run_dir))
-        if any(r.status == "failed" for r in _read_results(Path(run_dir))):
+        if any(r.status == "failed" for r in _print_outcome(Path(run_dir))):
             # The briefing records why; a script that asked for this one area must not take it for a result.
             raise typer.Exit(1)
 
