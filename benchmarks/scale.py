@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import resource
 import subprocess
 import sys
@@ -30,24 +29,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script from a checkout
 
 from monitoring import memory, pipeline  # noqa: E402
-from monitoring.aoi import aoi_from_bbox, windows_for  # noqa: E402
+from monitoring.aoi import aoi_from_hotspot, windows_for  # noqa: E402
 from monitoring.config import load_hotspots, load_settings  # noqa: E402
-
-KM_PER_DEG = 111.32
-
-
-def square(lon: float, lat: float, side_km: float) -> tuple[float, float, float, float]:
-    """A lon/lat box of about side_km x side_km centred on lon, lat."""
-    dy = side_km / KM_PER_DEG / 2
-    dx = side_km / (KM_PER_DEG * math.cos(math.radians(lat))) / 2
-    return (lon - dx, lat - dy, lon + dx, lat + dy)
 
 
 def measure(side_km: float, hotspot: str, run_date: date) -> dict[str, Any]:
     """Analyse one square in this process; the figures of this run (call it in a fresh process)."""
     spot = {h.id: h for h in load_hotspots()}[hotspot]
     settings = load_settings().model_copy(update={"memory_limit_gb": 1e6})
-    aoi = aoi_from_bbox(square(spot.lon, spot.lat, side_km), name=f"{hotspot} {side_km:g} km")
+    # The hot spot's own square on its UTM grid, with another side (the daily run's AOIs are built this way).
+    aoi = aoi_from_hotspot(spot.model_copy(update={"aoi_km": side_km}))
     seen: dict[str, int] = {}
     original = pipeline.check_fits
 
