@@ -12,9 +12,11 @@ BASE_BYTES = 0.5e9
 SAR_BYTES_PER_SCENE_PX = 15.0
 """Peak bytes per pixel per Sentinel-1 scene. dask's map_overlap (the 3x3 multilook) keeps the whole stack's
 overlapped blocks until the area is done (dask issue 3671): VV and VH in float32 plus the validity mask and
-the tests' per-onset layers. Measured by benchmarks/scale.py: 14.4 on 4 Mpx with 102 scenes."""
+the tests' per-onset layers. Measured on the radar test alone: 14.4 on 4 Mpx with 102 scenes; benchmarks/scale.py
+compares the whole model with whole areas."""
 OPTICAL_BYTES_PER_SCENE_PX = 40.0
-"""Peak bytes per pixel per Sentinel-2 scene (six bands, SCL, masks and indices): 38 on 4 Mpx with 16 scenes."""
+"""Peak bytes per pixel per Sentinel-2 scene (six bands, SCL, masks and indices): 38 on 4 Mpx with 16 scenes,
+measured on the optical layers alone."""
 HEADROOM = 0.85
 """Share of the available memory an area may plan to use: the estimate is a fit, and the OS needs some."""
 PIXEL_KM2 = 1e-4
