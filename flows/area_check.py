@@ -7,7 +7,7 @@ from pathlib import Path
 
 from prefect import flow
 
-from flows.daily import AreaSpec, analyse_areas, build_aoi, run_settings, write_briefing
+from flows.daily import AreaSpec, analyse_areas, build_aoi, check_request, run_settings, write_briefing
 from monitoring import pipeline
 from monitoring.aoi import explicit_windows
 from monitoring.config import parse_date
@@ -81,6 +81,7 @@ def area_check(
         sar_baseline_days=settings.windows.sar_baseline_days,
         sar_season_days=settings.windows.sar_season_days,
     )
+    check_request(settings, start=windows.after[0], out_dir=out_dir, names=("after window start", "out_dir"))
     imagery = pipeline.make_source(settings)
     run_dir = check_dir(out_dir or settings.output_dir, windows.after[1], aoi.id)
     analyse_areas(

@@ -23,9 +23,11 @@ from monitoring.config import (
     HotSpot,
     Settings,
     SourceName,
+    check_output_dir,
     hotspot_by_id,
     load_hotspots,
     load_settings,
+    not_after_today,
     parse_date,
 )
 from monitoring.errors import ConfigError, SourceError
@@ -120,6 +122,13 @@ def today_in(timezone: str) -> date:
         raise ConfigError(
             f"schedule.timezone {timezone!r} is not an IANA timezone, e.g. Asia/Bangkok."
         ) from e
+
+
+def check_request(settings: Settings, *, start: date, out_dir: str | None, names: tuple[str, str]) -> None:
+    """Refuse, before any work, a run whose dates start after today (in the schedule's timezone) or whose
+    output folder cannot be written (ConfigError). names: how the caller calls the date and the folder."""
+    not_after_today(start, today_in(settings.schedule.timezone), what=names[0])
+    check_output_dir(out_dir or settings.output_dir, what=names[1] if out_dir else "settings.yaml output_dir")
 
 
 def select_hotspots(hotspots: list[HotSpot], ids: list[str] | None) -> list[HotSpot]:
@@ -301,6 +310,7 @@ def daily_monitoring(
     settings = run_settings(source)
     day = parse_date(run_date, what="run_date") if run_date else today_in(settings.schedule.timezone)
     selected = select_hotspots(load_hotspots(), hotspots)
+    check_request(settings, start=day, out_dir=out_dir, names=("run_date", "out_dir"))
     # Fail the whole run early (ConfigError) if the source cannot work here, rather than once per hot spot.
     imagery = pipeline.make_source(settings)
     windows = windows_for(day, settings.windows)

@@ -299,10 +299,11 @@ def run(
 
         # Check everything that is bad input before Prefect starts: a typo must not cost a server start-up.
         settings = daily.run_settings(source.value if source else None)
-        if date is not None:
-            parse_date(date, what="--date")
+        tz = settings.schedule.timezone
+        day = parse_date(date, what="--date") if date is not None else daily.today_in(tz)
         daily.select_hotspots(load_hotspots(), hotspot)
         pipeline.make_source(settings)
+        daily.check_request(settings, start=day, out_dir=str(out) if out else None, names=("--date", "--out"))
         with _ProgressView(err_console).showing():
             run_dir = daily.daily_monitoring(
                 run_date=date,
@@ -375,6 +376,9 @@ def check(
             sar_season_days=settings.windows.sar_season_days,
         )
         pipeline.make_source(settings)
+        daily.check_request(
+            settings, start=a[0], out_dir=str(out) if out else None, names=("--after window start", "--out")
+        )
         err_console.print(
             f"Area {aoi.id!r}: {aoi.area_km2:.1f} km², {aoi.shape[1]} x {aoi.shape[0]} px at 10 m"
         )

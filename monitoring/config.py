@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -411,3 +412,34 @@ def parse_date(value: str, *, what: str = "date") -> date:
         return date.fromisoformat(value)
     except ValueError as e:
         raise ConfigError(f"{what} {value!r} is not a date; use YYYY-MM-DD, e.g. 2025-12-22.") from e
+
+
+def not_after_today(day: date, today: date, *, what: str) -> None:
+    """Refuse a window that starts after today (ConfigError): no satellite has seen those days, and a typo in
+    the year would otherwise make a briefing of 'not observed' (or, on the simulator, of imagined scenes)."""
+    if day > today:
+        raise ConfigError(
+            f"{what} {day} is after today ({today}): there is no imagery of it yet; give a date up to {today}."
+        )
+
+
+def check_output_dir(path: str | Path, *, what: str) -> None:
+    """Refuse, before any work, an output folder that cannot be created or written (ConfigError).
+
+    Nothing is left behind: the folder itself is not created here; a probe folder is made and removed in it, or
+    in its nearest existing parent.
+    """
+    target = Path(path).expanduser()
+    probe = target
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ConfigError(
+            f"{what} {str(target)!r}: {probe} is a file, not a folder; give a folder to write to."
+        )
+    try:
+        tempfile.TemporaryDirectory(dir=probe, prefix=".borderwatch-probe-").cleanup()
+    except OSError as e:
+        raise ConfigError(
+            f"{what} {str(target)!r} cannot be written ({e.strerror or e}); give a folder you can write to."
+        ) from None

@@ -133,6 +133,19 @@ CHECK = ["check", "--before", "2025-11-01..2025-12-06", "--after", "2025-12-07..
             ["--before end", "YYYY-MM-DD"],
         ),
         (["run", "--date", "22/12/2025"], ["--date", "YYYY-MM-DD"]),
+        (["run", "--date", "2099-01-01"], ["--date 2099-01-01 is after today"]),
+        (
+            [
+                "check",
+                "--hotspot",
+                "poipet",
+                "--before",
+                "2025-11-01..2025-12-06",
+                "--after",
+                "2099-01-01..2099-01-16",
+            ],
+            ["--after window start 2099-01-01 is after today"],
+        ),
         (["run", "--hotspot", "atlantis"], ["unknown hot spot 'atlantis'"]),
         (["report", "/nonexistent/run"], ["no such run folder"]),
         (["report", "out/2025-12-22", "--date", "2025-12-22"], ["not both"]),
@@ -144,6 +157,16 @@ def test_bad_input_exit_2_one_line(tmp_path: Path, args: list[str], parts: list[
     assert result.exit_code == 2, result.output
     _assert_one_line_error(result.stderr, *parts)
     assert not out.exists()
+
+
+@pytest.mark.parametrize("command", [["run", "--date", "2025-12-22"], [*CHECK, "--hotspot", "poipet"]])
+def test_an_output_folder_under_a_file_exit_2_nothing_written(tmp_path: Path, command: list[str]) -> None:
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("a file where the output folder would go\n")
+    result = runner.invoke(app, [*command, "--out", str(blocker / "out")])
+    assert result.exit_code == 2, result.output
+    _assert_one_line_error(result.stderr, "--out", "notes.txt is a file, not a folder")
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
 
 
 def test_unknown_source_is_a_usage_error() -> None:

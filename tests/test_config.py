@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import re
+from datetime import date
 from pathlib import Path
 
 import pytest
 import yaml
 
-from monitoring.config import HotSpot, Settings, hotspot_by_id, load_hotspots, load_settings, parse_date
+from monitoring.config import (
+    HotSpot,
+    Settings,
+    check_output_dir,
+    hotspot_by_id,
+    load_hotspots,
+    load_settings,
+    not_after_today,
+    parse_date,
+)
 from monitoring.errors import ConfigError
 
 RESEARCH_NOTES = Path("/work/shared/research/hotspots.md")
@@ -184,6 +194,32 @@ def test_parse_date() -> None:
     assert parse_date("2025-12-22").isoformat() == "2025-12-22"
     with pytest.raises(ConfigError, match="YYYY-MM-DD"):
         parse_date("22/12/2025")
+
+
+def test_not_after_today() -> None:
+    today = date(2026, 12, 7)
+    not_after_today(today, today, what="--date")  # today itself is fine: its passes may still come
+    with pytest.raises(
+        ConfigError, match=r"^--date 2026-12-08 is after today \(2026-12-07\).*up to 2026-12-07"
+    ):
+        not_after_today(date(2026, 12, 8), today, what="--date")
+
+
+def test_check_output_dir_creates_nothing(tmp_path: Path) -> None:
+    check_output_dir(tmp_path / "a" / "b", what="--out")  # a new folder under a writable one
+    check_output_dir(tmp_path, what="--out")
+    assert not any(tmp_path.iterdir())
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(ConfigError, match=r"^--out '.*f/out': .*f is a file, not a folder"):
+        check_output_dir(tmp_path / "f" / "out", what="--out")
+    assert [p.name for p in tmp_path.iterdir()] == ["f"]
+
+
+@pytest.mark.skipif(not Path("/proc/self").exists(), reason="needs Linux's /proc")
+def test_check_output_dir_unwritable() -> None:
+    # /proc refuses new folders even to root (chmod would not stop root).
+    with pytest.raises(ConfigError, match=r"^output_dir '/proc/borderwatch' cannot be written \("):
+        check_output_dir("/proc/borderwatch", what="output_dir")
 
 
 def test_sar_settings_file_matches_the_defaults() -> None:

@@ -255,6 +255,39 @@ def test_bad_input_fails_the_run_before_any_area(
     assert fake.calls == [] and not any(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize(
+    ("run", "expected"),
+    [
+        (lambda out: daily_monitoring(run_date="2099-01-01", hotspots=["poipet"], out_dir=out), "run_date"),
+        (
+            lambda out: area_check(
+                hotspot="poipet",
+                before=["2098-10-01", "2098-12-31"],
+                after=["2099-01-01", "2099-01-16"],
+                out_dir=out,
+            ),
+            "after window start",
+        ),
+    ],
+    ids=["daily", "area-check"],
+)
+def test_a_future_date_stops_the_run_before_any_area(
+    prefect_server: None, fake: FakePipeline, tmp_path: Path, run: Callable[[str], str], expected: str
+) -> None:
+    with pytest.raises(ConfigError, match=f"{expected} 2099-01-01 is after today"):
+        run(str(tmp_path))
+    assert fake.calls == [] and not any(tmp_path.iterdir())
+
+
+def test_an_unwritable_output_folder_stops_the_run_before_any_area(
+    prefect_server: None, fake: FakePipeline, tmp_path: Path
+) -> None:
+    (tmp_path / "notes.txt").write_text("a file where the run folder would go\n")
+    with pytest.raises(ConfigError, match=r"out_dir .*notes\.txt is a file, not a folder"):
+        daily_monitoring(run_date=RUN_DATE, hotspots=["poipet"], out_dir=str(tmp_path / "notes.txt" / "out"))
+    assert fake.calls == [] and [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
 def test_a_broken_tracking_store_stops_the_run_before_any_area(
     prefect_server: None, fake: FakePipeline, tmp_path: Path
 ) -> None:
