@@ -536,6 +536,17 @@ evaluate_app = typer.Typer(
 app.add_typer(evaluate_app, name="evaluate")
 
 
+def _check_json(path: Path | None) -> None:
+    """Refuse a --json FILE that could not be written before the evaluation runs, not after it."""
+    if path is None:
+        return
+    from monitoring.config import check_output_dir
+
+    if path.is_dir():
+        raise ConfigError(f"--json {path}: is a folder; give a file name, e.g. {path / 'figures.json'}.")
+    check_output_dir(path.parent, what="--json folder")
+
+
 def _write_json(data: dict[str, object], path: Path | None) -> None:
     if path is None:
         return
@@ -570,6 +581,7 @@ def evaluate_oscd_cmd(
 
         if not root.is_dir():
             raise ConfigError(f"{root}: not a folder; give the OSCD root that holds images/ and labels/.")
+        _check_json(json_path)
         with err_console.status("Evaluating OSCD cities..."):
             res = evaluate_oscd(root)
         table = Table("city", "precision", "recall", "F1", "IoU", "misregistration (px)", box=box.SIMPLE)
@@ -619,6 +631,7 @@ def evaluate_scenario_cmd(
         spots = load_hotspots()
         if hotspot:
             spots = [hotspot_by_id(spots, h) for h in hotspot]
+        _check_json(json_path)
         with Progress(
             SpinnerColumn(),
             TextColumn("{task.description}"),

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from monitoring.cli import app
@@ -51,3 +52,27 @@ def test_evaluate_scenario_reports_per_type_figures(tmp_path: Path) -> None:
     for figures in data["by_type"].values():
         assert figures["recall"] == 1.0 and figures["precision"] == 1.0
     assert data["false_alerts_per_100km2"] is not None
+
+
+@pytest.mark.parametrize("command", ["oscd", "scenario"])
+def test_evaluate_refuses_an_unwritable_json_before_evaluating(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    import monitoring.evaluate
+    import monitoring.oscd
+
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("evaluated although --json could not be written")
+
+    monkeypatch.setattr(monitoring.oscd, "evaluate_oscd", never)
+    monkeypatch.setattr(monitoring.evaluate, "evaluate_scenario", never)
+    make_oscd(tmp_path / "oscd")
+    (tmp_path / "notes.txt").write_text("a file where the JSON's folder would go\n")
+    target = str(tmp_path / "oscd") if command == "oscd" else "config/scenarios/dec-2025.yaml"
+    for json_path, expected in (
+        (tmp_path / "notes.txt" / "figures.json", "notes.txt is a file, not a folder"),
+        (tmp_path, "is a folder; give a file name"),
+    ):
+        res = runner.invoke(app, ["evaluate", command, target, "--json", str(json_path)])
+        assert res.exit_code == 2, res.output
+        assert res.stderr.strip().count("\n") == 0 and "--json" in res.stderr and expected in res.stderr
