@@ -9,11 +9,14 @@ from monitoring.errors import AOIError
 
 BASE_BYTES = 0.5e9
 """Python, numba, GDAL and the libraries loaded, before any pixel (measured: 0.42-0.49 GB)."""
-SAR_BYTES_PER_SCENE_PX = 15.0
-"""Peak bytes per pixel per Sentinel-1 scene. dask's map_overlap (the 3x3 multilook) keeps the whole stack's
-overlapped blocks until the area is done (dask issue 3671): VV and VH in float32 plus the validity mask and
-the tests' per-onset layers. Measured on the radar test alone: 14.4 on 4 Mpx with 102 scenes; benchmarks/scale.py
-compares the whole model with whole areas."""
+SAR_BYTES_PER_SCENE_PX = 12.0
+"""Peak bytes per pixel per Sentinel-1 scene. The radar test alone, on scenes multilooked as read (no tile waits
+on its neighbours), peaks at 5.1 per pixel per scene (2.54 GB on 4 Mpx with 102 scenes; 15 with dask's
+map_overlap doing the multilook). In a whole area's compute the radar and optical work interleave and hold more:
+12 is fitted to the whole-area peaks of benchmarks/scale.py (102 Sentinel-1 and 15 Sentinel-2 scenes, with the
+optical coefficient below) so that the model stays above each: 9 / 100 / 400 km² measured 0.55 / 2.0-2.2 /
+6.9-7.0 GB, modelled 0.66 / 2.32 / 7.80. Above that the peak grows more slowly than the model (900 km²: 8.3 GB
+measured, 16.9 modelled), so the refusal errs on the safe side there."""
 OPTICAL_BYTES_PER_SCENE_PX = 40.0
 """Peak bytes per pixel per Sentinel-2 scene (six bands, SCL, masks and indices): 38 on 4 Mpx with 16 scenes,
 measured on the optical layers alone."""

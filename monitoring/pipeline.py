@@ -35,6 +35,7 @@ from monitoring.errors import ConfigError, DetectionError, SourceError
 from monitoring.fuse import Fires, cropland_fires, fuse_change_types, set_aside_farm_burning
 from monitoring.memory import check_fits
 from monitoring.preprocess import add_indices, composite, latest_clear, mask_clouds
+from monitoring.preprocess.multilook import MULTILOOK_PX
 from monitoring.results import Alert, Coverage, FireDetection, HotspotResult, Windows, area_dir
 from monitoring.sources.base import LC_CROP, ImagerySource, check_optical, check_sar
 from monitoring.sources.thermal import ThermalSource, check_fires, utc_day_bounds
@@ -267,7 +268,11 @@ def analyse_area(
     opt_b = check_optical(source.load_optical(aoi, *windows.before), aoi, *windows.before)
     opt_a = check_optical(source.load_optical(aoi, *windows.after), aoi, *windows.after)
     # The 12-month baseline and, where it does not reach, the same season a year earlier (cropland's baseline).
-    sar_parts = [check_sar(source.load_sar(aoi, a, b), aoi, a, b) for a, b in windows.sar_ranges()]
+    # Multilooked as each tile is read (with its margin): no tile then waits on its neighbours' whole stacks.
+    sar_parts = [
+        check_sar(source.load_sar(aoi, a, b, multilook_px=MULTILOOK_PX), aoi, a, b)
+        for a, b in windows.sar_ranges()
+    ]
     sar = sar_parts[0] if len(sar_parts) == 1 else xr.concat(sar_parts, "time")
     # Everything so far is lazy: an area too large for this machine is refused before anything is computed.
     check_fits(

@@ -15,6 +15,7 @@ from scipy import ndimage, special
 from monitoring.config import ThresholdSettings
 from monitoring.detect.result import Detection
 from monitoring.errors import DetectionError
+from monitoring.preprocess.multilook import MULTILOOK_PX, boxcar_mean
 from monitoring.sources.base import LC_CROP, LC_WATER, SAR_BANDS
 
 SENSOR = "sentinel-1"
@@ -39,18 +40,6 @@ FDR_CANDIDATES = 1 << 16
 """The false-discovery-rate cut is exact while fewer pixels than this have p <= q (655 ha at 10 m)."""
 
 
-def _boxcar_block(values: np.ndarray, weights: np.ndarray, size: int) -> np.ndarray:
-    """Mean over a size x size window in y/x of the valid values of a (time, y, x) block."""
-    # float32 is plenty for a 3x3 mean of backscatter and halves the memory traffic.
-    num = ndimage.uniform_filter(
-        np.where(weights, values, 0.0).astype("float32"), size=(1, size, size), mode="nearest"
-    )
-    den = ndimage.uniform_filter(weights.astype("float32"), size=(1, size, size), mode="nearest")
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = num / den
-    return np.where(den > 0.34, out, np.nan).astype("float32")
-
-
 def _smooth(da: xr.DataArray, valid: xr.DataArray, radius: int) -> xr.DataArray:
     """Multilook by a boxcar, ignoring invalid pixels: cuts speckle (ENL 4.4 -> ~40 for 3x3)."""
     size = 2 * radius + 1
@@ -59,7 +48,7 @@ def _smooth(da: xr.DataArray, valid: xr.DataArray, radius: int) -> xr.DataArray:
     if da.chunks is not None:
         ok = valid & da.notnull()
         data = dask.array.map_overlap(
-            lambda v, w: _boxcar_block(v, w, size),
+            lambda v, w: boxcar_mean(v, w, size),
             da.data,
             ok.data.rechunk(da.data.chunks),
             depth={0: 0, 1: radius, 2: radius},
@@ -68,11 +57,21 @@ def _smooth(da: xr.DataArray, valid: xr.DataArray, radius: int) -> xr.DataArray:
         )
         return da.copy(data=data)
     weights = (valid & da.notnull()).values
-    return da.copy(data=_boxcar_block(da.values, weights, size))
+    return da.copy(data=boxcar_mean(da.values, weights, size))
 
 
-def to_db(sar: xr.Dataset, *, smooth_px: int = 1) -> xr.Dataset:
-    """VV and VH in dB after multilooking; NaN outside the valid (no layover/shadow) area."""
+def to_db(sar: xr.Dataset, *, smooth_px: int = MULTILOOK_PX) -> xr.Dataset:
+    """VV and VH in dB after multilooking; NaN outside the valid (no layover/shadow) area.
+
+    A source that multilooked as it read (sar.attrs["multilook_px"], the pipeline asks for it: no tile then
+    needs its neighbours) is not multilooked again; here the multilook over a chunked stack takes dask's
+    map_overlap, which holds the stack in memory (monitoring.preprocess.multilook).
+    """
+    done = int(sar.attrs.get("multilook_px", 0))
+    if done and done != smooth_px:
+        raise ValueError(
+            f"the scenes were multilooked over {done} px as read, not the {smooth_px} px asked for"
+        )
     if sar["VV"].chunks is not None:
         # Sources deliver one scene per chunk; a year of scenes would make thousands of tiny tasks whose
         # scheduling, not the arithmetic, sets the run time. Only the pixels are rechunked: Dataset.chunk
@@ -85,7 +84,7 @@ def to_db(sar: xr.Dataset, *, smooth_px: int = 1) -> xr.Dataset:
         )
     out = {}
     for pol in SAR_BANDS:
-        lin = _smooth(sar[pol], sar["valid"], smooth_px)
+        lin = sar[pol] if done else _smooth(sar[pol], sar["valid"], smooth_px)
         out[pol] = (10.0 * np.log10(lin.where(lin > 0))).astype("float32")
     return xr.Dataset(out, coords=sar.coords)
 
@@ -296,7 +295,7 @@ def detect_sar_change(
     thresholds: ThresholdSettings,
     baseline_start: date | None = None,
     season: tuple[date, date] | None = None,
-    smooth_px: int = 1,
+    smooth_px: int = MULTILOOK_PX,
     landcover: xr.DataArray | None = None,
     db: xr.Dataset | None = None,
 ) -> Detection:

@@ -61,7 +61,9 @@ class ImagerySource(Protocol):
       coords sun_azimuth, sun_zenith (SUN_TIME_COORDS: Sentinel Hub and STAC give them).
     load_sar: Dataset with dims (time, y, x); variables VV, VH (float32 linear gamma0) and valid (bool: False in
       layover, radar shadow or no data); per-time coords scene_id, platform, orbit_direction ('ascending' or
-      'descending'), relative_orbit (int). One scene per solar day per relative orbit.
+      'descending'), relative_orbit (int). One scene per solar day per relative orbit. multilook_px > 0: VV and
+      VH multilooked over (2 multilook_px + 1)^2 valid pixels as each tile is read with that margin
+      (monitoring.preprocess.multilook), attrs["multilook_px"] says which.
     load_landcover: DataArray (y, x) of ESA WorldCover codes (uint8), or None where the source has none.
     Times are sorted, in UTC, and fall within [start, end] inclusive.
     """
@@ -71,7 +73,7 @@ class ImagerySource(Protocol):
 
     def load_optical(self, aoi: AOI, start: date, end: date) -> xr.Dataset: ...
 
-    def load_sar(self, aoi: AOI, start: date, end: date) -> xr.Dataset: ...
+    def load_sar(self, aoi: AOI, start: date, end: date, *, multilook_px: int = 0) -> xr.Dataset: ...
 
     def load_landcover(self, aoi: AOI) -> xr.DataArray | None: ...
 

@@ -390,6 +390,8 @@ class BandSpec:
 
 ReadBlock = Callable[[Any, GeoBox], Mapping[str, np.ndarray]]
 """Reads one scene (the source's own description of it) onto one tile: band name -> array of tile.shape."""
+Finish = Callable[[Mapping[str, np.ndarray]], Mapping[str, np.ndarray]]
+"""Work on one scene's tile as read (with its halo), e.g. a multilook; returns arrays of the same shape."""
 
 
 @dataclass(frozen=True)
@@ -399,13 +401,21 @@ class _BlockTask:
     read: ReadBlock
     scene: Any
     tile: GeoBox
+    """The tile as read: the output tile with `halo` pixels more on every side."""
     key: SceneKey | None
     cache: SceneCache | None
+    halo: int = 0
+    finish: Finish | None = None
 
     def __call__(self) -> dict[str, np.ndarray]:
         if self.cache is None or self.key is None:
-            return dict(self.read(self.scene, self.tile))
-        return self.cache.get_or_load(self.key, lambda: self.read(self.scene, self.tile))
+            bands = dict(self.read(self.scene, self.tile))
+        else:
+            bands = self.cache.get_or_load(self.key, lambda: self.read(self.scene, self.tile))
+        if self.finish is not None:
+            bands = dict(self.finish(bands))
+        h = self.halo
+        return {k: np.ascontiguousarray(v[h:-h, h:-h]) for k, v in bands.items()} if h else bands
 
 
 def _run(task: _BlockTask) -> dict[str, np.ndarray]:
@@ -426,19 +436,32 @@ def lazy_scenes(
     source: str,
     collection: str,
     cache: SceneCache | None,
+    halo: int = 0,
+    finish: Finish | None = None,
 ) -> dict[str, da.Array]:
     """Dask arrays (time, y, x) per band: one task per (scene, tile) that reads through the cache.
 
     scenes: (scene_id, description) in time order; read(description, tile_geobox) returns every band of the
     tile.
     All bands of a scene tile come from one task, so computing them together reads the scene once.
+    halo, finish: each tile is read with `halo` more pixels on every side (from the scene, beyond the area's
+    edge too), `finish` works on it (e.g. a multilook, which needs the neighbours of the tile's edge pixels)
+    and the halo is cut off again: no task depends on another tile's, so dask can stream the tiles.
     """
     tiles = GeoboxTiles(geobox, (chunk_size, chunk_size))
     ny, nx = tiles.shape.y, tiles.shape.x
     ychunks, xchunks = tiles.chunks
     band_names = tuple(b.name for b in bands)
     token = tokenize(
-        source, collection, [s for s, _ in scenes], geobox, band_names, chunk_size, cache is not None
+        source,
+        collection,
+        [s for s, _ in scenes],
+        geobox,
+        band_names,
+        chunk_size,
+        cache is not None,
+        halo,
+        finish,
     )
     load_name = f"load-{collection}-{token}"
     layer: dict[Any, Any] = {}
@@ -446,10 +469,13 @@ def lazy_scenes(
         for iy in range(ny):
             for ix in range(nx):
                 tile = cast(GeoBox, tiles[iy, ix])
+                if halo:
+                    tile = tile.pad(halo)
                 key = SceneKey.on_grid(
                     source=source, collection=collection, scene_id=scene_id, geobox=tile, bands=band_names
                 )
-                layer[(load_name, t, iy, ix)] = (_run, _BlockTask(read, scene, tile, key, cache))
+                task = _BlockTask(read, scene, tile, key, cache, halo, finish)
+                layer[(load_name, t, iy, ix)] = (_run, task)
     graph_layers: dict[str, Any] = {load_name: layer}
     deps: dict[str, set[str]] = {load_name: set()}
     out: dict[str, da.Array] = {}

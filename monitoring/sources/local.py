@@ -59,6 +59,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, fie
 from monitoring.aoi import AOI, RESOLUTION_M
 from monitoring.config import LocalSettings
 from monitoring.errors import ConfigError, SceneLoadError, SourceError
+from monitoring.preprocess.multilook import read_margin
 from monitoring.sources.base import (
     OPTICAL_BANDS,
     SAR_BANDS,
@@ -439,11 +440,17 @@ class LocalSource:
         return sorted(out, key=lambda g: (g[0].time, g[0].path.name))
 
     def _lazy(
-        self, aoi: AOI, groups: list[list[LocalFile]], bands: list[BandSpec], collection: str
+        self,
+        aoi: AOI,
+        groups: list[list[LocalFile]],
+        bands: list[BandSpec],
+        collection: str,
+        multilook_px: int = 0,
     ) -> dict[str, Any]:
         scenes = [
             (",".join(f"{f.path.name}@{f.stamp}" for f in g), _LocalScene(aoi.id, tuple(g))) for g in groups
         ]
+        halo, finish = read_margin(multilook_px)
         return lazy_scenes(
             scenes,
             aoi.geobox,
@@ -453,6 +460,8 @@ class LocalSource:
             source=f"local+{self.folder.resolve()}",
             collection=collection,
             cache=self.cache,
+            halo=halo,
+            finish=finish,
         )
 
     # -- the ImagerySource methods ---------------------------------------------------------------------------
@@ -483,12 +492,12 @@ class LocalSource:
         times = [np.datetime64(g[0].time, "ns") for g in groups]
         return scene_dataset(arrays, aoi.geobox, times, coords, attrs={"source": self.name})
 
-    def load_sar(self, aoi: AOI, start: date, end: date) -> xr.Dataset:
+    def load_sar(self, aoi: AOI, start: date, end: date, *, multilook_px: int = 0) -> xr.Dataset:
         files = self._select(aoi, "sar", start, end)
         lon = aoi.footprint.centroid.x
         groups = self._groups(files, lambda f: (solar_day(f.time, lon), f.relative_orbit))
         bands = [BandSpec(b, "float32") for b in SAR_BANDS] + [BandSpec("valid", "bool")]
-        arrays = self._lazy(aoi, groups, bands, "sar")
+        arrays = self._lazy(aoi, groups, bands, "sar", multilook_px)
         coords = {
             "scene_id": np.array([",".join(f.scene_id for f in g) for g in groups], dtype=object),
             "platform": np.array([g[0].platform for g in groups], dtype=object),
@@ -496,7 +505,8 @@ class LocalSource:
             "relative_orbit": np.array([int(g[0].relative_orbit or 0) for g in groups], dtype=np.int64),
         }
         times = [np.datetime64(g[0].time, "ns") for g in groups]
-        return scene_dataset(arrays, aoi.geobox, times, coords, attrs={"source": self.name})
+        attrs = {"source": self.name, "multilook_px": multilook_px}
+        return scene_dataset(arrays, aoi.geobox, times, coords, attrs=attrs)
 
     def load_landcover(self, aoi: AOI) -> xr.DataArray | None:
         files = self._select(aoi, "landcover", None, None)

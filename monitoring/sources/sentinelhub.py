@@ -60,6 +60,7 @@ from sentinelhub.exceptions import DownloadFailedException, OutOfRequestsExcepti
 from monitoring.aoi import AOI
 from monitoring.config import SentinelHubSettings
 from monitoring.errors import SceneLoadError, SourceError
+from monitoring.preprocess.multilook import read_margin
 from monitoring.preprocess.shadow import sun_at
 from monitoring.sources.base import OPTICAL_BANDS, SAR_BANDS
 from monitoring.sources.cache import BandSpec, SceneCache, lazy_scenes, scene_dataset
@@ -695,10 +696,10 @@ class SentinelHubSource:
         ds["sun_zenith"].attrs.update(units="degree", long_name="sun zenith angle at sensing")
         return ds
 
-    def load_sar(self, aoi: AOI, start: date, end: date) -> xr.Dataset:
+    def load_sar(self, aoi: AOI, start: date, end: date, *, multilook_px: int = 0) -> xr.Dataset:
         acqs = self.search_sar(aoi, start, end)
         log.info("%s: %d Sentinel-1 acquisitions for %s in %s..%s", self.name, len(acqs), aoi.id, start, end)
-        ds = self._dataset(aoi, acqs, SAR_SPECS, "sentinel-1-grd")
+        ds = self._dataset(aoi, acqs, SAR_SPECS, "sentinel-1-grd", multilook_px=multilook_px)
         ds = ds.assign_coords(
             orbit_direction=("time", np.array([a.orbit_direction or "" for a in acqs], dtype=object)),
             relative_orbit=("time", np.array([a.relative_orbit or 0 for a in acqs], dtype=np.int64)),
@@ -706,20 +707,29 @@ class SentinelHubSource:
         for b in SAR_BANDS:
             ds[b].attrs.update(units="1", long_name=f"{b} terrain-flattened gamma0 (linear)")
         ds["valid"].attrs.update(long_name="data, not layover or radar shadow")
+        ds.attrs["multilook_px"] = multilook_px
         return ds
 
     def load_landcover(self, aoi: AOI) -> xr.DataArray | None:
         return None  # ESA WorldCover is not a standard collection on either deployment
 
-    def _tile_edge(self) -> int:
-        # Request tiles as large as the service allows, in whole dask chunks so that rechunking only splits.
-        cap = self.settings.max_pixels
+    def _tile_edge(self, halo: int = 0) -> int:
+        # Request tiles as large as the service allows (with their halo), in whole dask chunks so that
+        # rechunking only splits.
+        cap = self.settings.max_pixels - 2 * halo
         return cap if self.chunk_size >= cap else (cap // self.chunk_size) * self.chunk_size
 
     def _dataset(
-        self, aoi: AOI, acqs: list[Acquisition], specs: tuple[BandSpec, ...], collection: str
+        self,
+        aoi: AOI,
+        acqs: list[Acquisition],
+        specs: tuple[BandSpec, ...],
+        collection: str,
+        *,
+        multilook_px: int = 0,
     ) -> xr.Dataset:
-        edge = self._tile_edge()
+        halo, finish = read_margin(multilook_px)
+        edge = self._tile_edge(halo)
         arrays = lazy_scenes(
             [(a.scene_id, a) for a in acqs],
             aoi.geobox,
@@ -729,6 +739,8 @@ class SentinelHubSource:
             source=f"{self.name}+{self._config.sh_base_url}",
             collection=f"{collection}@{EVALSCRIPT_VERSION}",
             cache=self.cache,
+            halo=halo,
+            finish=finish,
         )
         if edge > self.chunk_size:
             arrays = {k: v.rechunk((1, self.chunk_size, self.chunk_size)) for k, v in arrays.items()}

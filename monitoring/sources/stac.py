@@ -46,6 +46,7 @@ from urllib3 import Retry
 from monitoring.aoi import AOI
 from monitoring.config import StacSettings
 from monitoring.errors import ConfigError, SceneLoadError, SourceError
+from monitoring.preprocess.multilook import read_margin
 from monitoring.preprocess.shadow import SunAngles, sun_at
 from monitoring.sources.base import OPTICAL_BANDS, SAR_BANDS, SCL_NO_DATA
 from monitoring.sources.cache import BandSpec, SceneCache, lazy_scenes, scene_dataset
@@ -499,7 +500,7 @@ class StacSource:
             arrays, aoi.geobox, times, coords, attrs={"source": self.name, "collection": s.optical_collection}
         )
 
-    def load_sar(self, aoi: AOI, start: date, end: date) -> xr.Dataset:
+    def load_sar(self, aoi: AOI, start: date, end: date, *, multilook_px: int = 0) -> xr.Dataset:
         s = self.settings
         groups: list[list[pystac.Item]] = []
         if s.sar_url:
@@ -522,6 +523,7 @@ class StacSource:
             directions.append(_orbit_direction(g[0], aoi.id))
             orbits.append(_relative_orbit(g[0], aoi.id))
         bands = [BandSpec(b, "float32") for b in SAR_BANDS] + [BandSpec("valid", "bool")]
+        halo, finish = read_margin(multilook_px)
         arrays = lazy_scenes(
             scenes,
             aoi.geobox,
@@ -531,6 +533,8 @@ class StacSource:
             source=f"stac+{s.sar_url}",
             collection=s.sar_collection,
             cache=self.cache,
+            halo=halo,
+            finish=finish,
         )
         coords = {
             "scene_id": np.array(ids, dtype=object),
@@ -538,9 +542,8 @@ class StacSource:
             "orbit_direction": np.array(directions, dtype=object),
             "relative_orbit": np.array(orbits, dtype=np.int64),
         }
-        return scene_dataset(
-            arrays, aoi.geobox, times, coords, attrs={"source": self.name, "collection": s.sar_collection}
-        )
+        attrs = {"source": self.name, "collection": s.sar_collection, "multilook_px": multilook_px}
+        return scene_dataset(arrays, aoi.geobox, times, coords, attrs=attrs)
 
     def load_landcover(self, aoi: AOI) -> xr.DataArray | None:
         s = self.settings

@@ -13,7 +13,8 @@ from monitoring.aoi import season_window
 from monitoring.config import ThresholdSettings
 from monitoring.detect import builtup_mask, detect_sar_change
 from monitoring.detect import sar as sar_module
-from monitoring.detect.sar import box_sides, fdr_mask
+from monitoring.detect.sar import box_sides, fdr_mask, to_db
+from monitoring.preprocess.multilook import MULTILOOK_PX, multilook_tile
 from monitoring.sources.base import LC_CROP
 from tests.synthetic import maybe_dask, sar_stack, tiny_aoi
 
@@ -314,3 +315,22 @@ def test_numpy_and_dask_agree_and_dask_stays_lazy() -> None:
         else:
             np.testing.assert_array_equal(computed[name], expected.values, err_msg=name)
     assert eager.mask.values[41:49, 41:49].all()
+
+
+@pytest.mark.parametrize("use_dask", [False, True])
+def test_to_db_does_not_multilook_twice(use_dask: bool) -> None:
+    ds = sar_stack(tiny_aoi(), _dates("2025-11-01", 4))
+    ds["valid"].values[:, 10:14, :] = False  # a layover band
+    raw = maybe_dask(ds, use_dask)
+    db = to_db(raw).compute()
+    # The same scenes multilooked as a source does it while reading (no margin beyond the area here).
+    looked = ds.copy(deep=True)
+    for t in range(ds.sizes["time"]):
+        tile = multilook_tile({k: ds[k].values[t] for k in ("VV", "VH", "valid")}, radius=MULTILOOK_PX)
+        for pol in ("VV", "VH"):
+            looked[pol].values[t] = tile[pol]
+    looked.attrs["multilook_px"] = MULTILOOK_PX
+    again = to_db(maybe_dask(looked, use_dask)).compute()
+    xr.testing.assert_allclose(again, db, rtol=1e-6)
+    with pytest.raises(ValueError, match="multilooked over 1 px as read, not the 2 px"):
+        to_db(looked, smooth_px=2)

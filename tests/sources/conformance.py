@@ -9,6 +9,7 @@ import numpy as np
 import xarray as xr
 
 from monitoring.aoi import AOI
+from monitoring.preprocess.multilook import boxcar_mean
 from monitoring.sources.base import (
     OPTICAL_BANDS,
     OPTICAL_CLOUD_PROBABILITY,
@@ -82,6 +83,25 @@ def check_sar_source(
     return ds
 
 
+def check_sar_multilook(source: ImagerySource, aoi: AOI, start: date, end: date) -> None:
+    """load_sar(..., multilook_px=1) gives the same scenes, multilooked as read: inside the area exactly the
+    multilook of the plain load (monitoring.preprocess.multilook); on its edge it also uses the pixels beyond."""
+    raw = check_sar(source.load_sar(aoi, start, end), aoi, start, end)
+    ml = check_sar(source.load_sar(aoi, start, end, multilook_px=1), aoi, start, end)
+    assert _is_lazy(ml) and ml.attrs["multilook_px"] == 1 and raw.attrs.get("multilook_px", 0) == 0
+    assert np.array_equal(ml["time"].values, raw["time"].values)
+    assert list(ml["scene_id"].values) == list(raw["scene_id"].values)
+    if not raw.sizes["time"]:
+        return
+    a, b = raw.isel(time=0).compute(), ml.isel(time=0).compute()
+    np.testing.assert_array_equal(b["valid"].values, a["valid"].values)
+    for pol in SAR_BANDS:
+        v = a[pol].values
+        expected = boxcar_mean(v, a["valid"].values & ~np.isnan(v), 3)
+        np.testing.assert_allclose(b[pol].values[1:-1, 1:-1], expected[1:-1, 1:-1], rtol=1e-6, equal_nan=True)
+        assert np.isfinite(b[pol].values).any(), f"multilooked {pol} is all no-data"
+
+
 def check_source(source: ImagerySource, aoi: AOI, start: date, end: date, *, sar: bool = True) -> None:
     """Every check of the contract in monitoring.sources.base, on one window."""
     assert isinstance(source, ImagerySource)
@@ -89,6 +109,7 @@ def check_source(source: ImagerySource, aoi: AOI, start: date, end: date, *, sar
     check_optical_source(source, aoi, start, end)
     if sar:
         check_sar_source(source, aoi, start, end)
+        check_sar_multilook(source, aoi, start, end)
     lc = source.load_landcover(aoi)
     if lc is not None:
         assert lc.odc.geobox == aoi.geobox and lc.dtype == np.uint8

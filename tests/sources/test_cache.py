@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import threading
 import time
@@ -9,12 +10,15 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import dask
 import numpy as np
 import pytest
+from dask.core import get_dependencies
 from odc.geo.geobox import GeoBox
 
 from monitoring.config import CacheSettings
 from monitoring.errors import SourceError
+from monitoring.preprocess.multilook import multilook_tile
 from monitoring.sources.cache import BandSpec, SceneCache, SceneKey, lazy_scenes, scene_dataset
 
 GRID = GeoBox.from_bbox((465000, 1590000, 466000, 1591000), crs="EPSG:32648", resolution=10)  # 100 x 100
@@ -169,3 +173,50 @@ def test_lazy_scenes_read_each_scene_tile_once(tmp_path: Path, use_cache: bool) 
     assert (v["B04"].values[1] == 2.0).all() and v["SCL"].dtype == np.uint8
     empty = lazy_scenes([], GRID, bands, read=read, chunk_size=64, source="t", collection="c", cache=cache)
     assert empty["B04"].shape == (0, 100, 100)
+
+
+def _field(tile: GeoBox) -> dict[str, np.ndarray]:
+    """A scene defined by coordinates, so any tile of it, with or without a margin, has the same pixels."""
+    x = np.asarray(tile.coords["x"].values)[None, :]
+    y = np.asarray(tile.coords["y"].values)[:, None]
+    vv = (1.0 + np.sin(x / 37.0) * np.cos(y / 53.0) + ((x * 7 + y * 3) % 11) / 11.0).astype(np.float32)
+    valid = ((x + 2 * y) % 70) > 7  # stripes of layover / shadow
+    return {"VV": vv, "VH": vv / 4, "valid": valid}
+
+
+@pytest.mark.parametrize("use_cache", [False, True])
+def test_lazy_scenes_halo_reads_each_tile_with_its_margin(tmp_path: Path, use_cache: bool) -> None:
+    reads: list[tuple[int, int]] = []
+
+    def read(scene: str, tile: GeoBox) -> dict[str, np.ndarray]:
+        reads.append(tuple(tile.shape))
+        return _field(tile)
+
+    cache = SceneCache(tmp_path, max_bytes=10**8) if use_cache else None
+    bands = [BandSpec("VV", "float32"), BandSpec("VH", "float32"), BandSpec("valid", "bool")]
+    arr = lazy_scenes(
+        [("s1", "s1")],
+        GRID,
+        bands,
+        read=read,
+        chunk_size=64,
+        source="t",
+        collection="c",
+        cache=cache,
+        halo=1,
+        finish=functools.partial(multilook_tile, radius=1),
+    )
+    assert arr["VV"].chunks == ((1,), (64, 36), (64, 36))
+    # No tile's task depends on another tile's: dask can stream the tiles.
+    graph = dict(arr["VV"].__dask_graph__())
+    for row in arr["VV"].__dask_keys__()[0]:
+        for k in row:
+            (load,) = get_dependencies(graph, k)
+            assert load[1:] == k[1:] and not get_dependencies(graph, load)
+    out = {k: np.asarray(v)[0] for k, v in zip(arr, dask.compute(*arr.values()), strict=True)}
+    assert sorted(reads) == sorted([(66, 66), (66, 38), (38, 66), (38, 38)])
+    # The same as multilooking the whole area read with the margin, then cutting the margin off.
+    whole = multilook_tile(_field(GRID.pad(1)), radius=1)
+    for b in ("VV", "VH", "valid"):
+        np.testing.assert_array_equal(out[b], whole[b][1:-1, 1:-1])
+    np.testing.assert_array_equal(out["valid"], _field(GRID)["valid"])  # kept as read

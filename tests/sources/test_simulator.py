@@ -15,8 +15,16 @@ from shapely.geometry import Point
 from monitoring.aoi import AOI, aoi_from_bbox, aoi_from_hotspot
 from monitoring.config import HotSpot, load_hotspots
 from monitoring.errors import ConfigError
+from monitoring.preprocess.multilook import boxcar_mean
 from monitoring.results import ChangeType
-from monitoring.sources.base import LC_BUILT, LC_TREE, SCL_CLOUD_HIGH, SCL_CLOUD_MEDIUM, SCL_CLOUD_SHADOW
+from monitoring.sources.base import (
+    LC_BUILT,
+    LC_TREE,
+    SAR_BANDS,
+    SCL_CLOUD_HIGH,
+    SCL_CLOUD_MEDIUM,
+    SCL_CLOUD_SHADOW,
+)
 from monitoring.sources.simulator import (
     GroundTruthEvent,
     Scenario,
@@ -140,6 +148,22 @@ def test_same_seed_same_pixels_and_chunking_does_not_matter(scenario: Scenario) 
     xr.testing.assert_identical(a, b)
     assert not np.array_equal(a["B08"].values, c["B08"].values)
     assert not np.array_equal(a["VV"].values, c["VV"].values)
+
+
+def test_multilooked_as_rendered_whatever_the_chunks_and_across_the_edge(scenario: Scenario) -> None:
+    # Each block is rendered with a 1 px margin of the world and multilooked: blocks of 64 or 512 px give the
+    # same pixels, and the area's edge pixels are the inner pixels of an area 1 px larger on every side.
+    aoi = _aoi(*PV, km=1.5)
+    days = (date(2025, 12, 5), date(2025, 12, 15))
+    a = SimulatorSource(scenario, seed=7, chunk_size=512).load_sar(aoi, *days, multilook_px=1).compute()
+    b = SimulatorSource(scenario, seed=7, chunk_size=64).load_sar(aoi, *days, multilook_px=1).compute()
+    xr.testing.assert_identical(a, b)
+    big = AOI(id="bigger", name="bigger", footprint=aoi.footprint, geobox=aoi.geobox.pad(1))
+    raw = SimulatorSource(scenario, seed=7, chunk_size=512).load_sar(big, *days).isel(time=0).compute()
+    for pol in SAR_BANDS:
+        v = raw[pol].values
+        whole = boxcar_mean(v, raw["valid"].values & ~np.isnan(v), 3)[1:-1, 1:-1]
+        np.testing.assert_allclose(a[pol].isel(time=0).values, whole, rtol=1e-6)
 
 
 def test_overlapping_aois_see_the_same_ground_and_clouds() -> None:

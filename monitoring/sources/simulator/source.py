@@ -7,6 +7,7 @@ its scenes.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from datetime import date
 from typing import Any
@@ -21,6 +22,7 @@ from odc.geo.xr import xr_coords
 
 from monitoring.aoi import AOI
 from monitoring.errors import ConfigError
+from monitoring.preprocess.multilook import multilook_tile
 from monitoring.sources.base import OPTICAL_BANDS, SAR_BANDS, ImagerySource
 from monitoring.sources.simulator.events import (
     GroundTruthEvent,
@@ -39,6 +41,26 @@ from monitoring.sources.simulator.world import Window, World, block_slices, grid
 from monitoring.sources.thermal import check_fires, empty_fires, fires_frame, search_bbox
 
 
+def _render_and_finish(
+    render: Callable[..., np.ndarray],
+    finish: Callable[[np.ndarray], np.ndarray] | None,
+    halo: int,
+    *args: Any,
+) -> np.ndarray:
+    """One block rendered with its halo, finished, and cut back to the block."""
+    out = render(*args)
+    if finish is not None:
+        out = finish(out)
+    return np.ascontiguousarray(out[:, halo:-halo, halo:-halo]) if halo else out
+
+
+def _multilook_stack(radius: int, block: np.ndarray) -> np.ndarray:
+    """One rendered SAR block (VV, VH, valid planes) with VV and VH multilooked."""
+    planes = dict(zip((*SAR_BANDS, "valid"), block, strict=True))
+    looked = multilook_tile({**planes, "valid": planes["valid"] > 0.5}, radius)
+    return np.stack([*(looked[p] for p in SAR_BANDS), block[-1]])
+
+
 class _Layout:
     """An AOI cut into blocks, with the world frame and the events that can reach each block."""
 
@@ -53,6 +75,16 @@ class _Layout:
         self.windows = [[Window(xs[c], ys[r]) for c in self.cols] for r in self.rows]
         self.reach = {ev.id: event_reach(self.world, ev) for ev in source.scenario.events}
         self.token = tokenize(source.token, self.world.epsg, xs, ys, source.chunk_size)
+
+    def padded(self, halo: int) -> list[list[Window]]:
+        """The blocks with `halo` more pixels of the world on every side (beyond the AOI's edge too)."""
+        if halo <= 0:
+            return self.windows
+        xs, ys = grid_axes(self.aoi.geobox.pad(halo))
+        return [
+            [Window(xs[c.start : c.stop + 2 * halo], ys[r.start : r.stop + 2 * halo]) for c in self.cols]
+            for r in self.rows
+        ]
 
     def events_near(self, win: Window, events: Sequence[ScenarioEvent]) -> list[ScenarioEvent]:
         x0, y0, x1, y1 = win.bounds()
@@ -91,15 +123,15 @@ class SimulatorSource:
 
     # -- graph building -------------------------------------------------------------------------------------
 
-    def _grounds(self, lay: _Layout) -> list[list[Any]]:
+    def _grounds(self, lay: _Layout, halo: int = 0) -> list[list[Any]]:
         return [
             [
                 dask.delayed(render_ground, pure=True)(
-                    lay.world, win, lay.anchors, dask_key_name=f"sim-ground-{lay.token}-{i}-{j}"
+                    lay.world, win, lay.anchors, dask_key_name=f"sim-ground{halo or ''}-{lay.token}-{i}-{j}"
                 )
                 for j, win in enumerate(row)
             ]
-            for i, row in enumerate(lay.windows)
+            for i, row in enumerate(lay.padded(halo))
         ]
 
     def _event_tasks(self, lay: _Layout) -> dict[str, Any]:
@@ -119,14 +151,20 @@ class SimulatorSource:
         render: Callable[..., Any],
         extra: Callable[[OpticalScene | SarScene, Window], tuple[Any, ...]],
         prefix: str,
+        halo: int = 0,
+        finish: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> da.Array:
-        """(time, n_out, y, x) dask array: one task per scene and block."""
+        """(time, n_out, y, x) dask array: one task per scene and block. With a halo, each block is rendered
+        `halo` pixels larger on every side, `finish` works on it and the halo is cut off again."""
         ny, nx = lay.aoi.shape
         if not scenes:
             return da.zeros(
                 (0, n_out, ny, nx), dtype=np.float32, chunks=(1, n_out, self.chunk_size, self.chunk_size)
             )
-        grounds = self._grounds(lay)
+        grounds = self._grounds(lay, halo)
+        windows = lay.padded(halo)
+        if halo or finish is not None:
+            render = functools.partial(_render_and_finish, render, finish, halo)
         event_tasks = self._event_tasks(lay)
         block_events = [
             [
@@ -136,11 +174,11 @@ class SimulatorSource:
                         for ev in lay.events_near(win, self.scenario.events)
                         if ev.id in event_tasks
                     ],
-                    dask_key_name=f"sim-events-{lay.token}-{i}-{j}",
+                    dask_key_name=f"sim-events{halo or ''}-{lay.token}-{i}-{j}",
                 )
                 for j, win in enumerate(row)
             ]
-            for i, row in enumerate(lay.windows)
+            for i, row in enumerate(windows)
         ]
         per_scene = []
         for scene in scenes:
@@ -152,7 +190,7 @@ class SimulatorSource:
                         grounds[i][j],
                         block_events[i][j],
                         scene,
-                        *extra(scene, win),
+                        *extra(scene, windows[i][j]),
                         dask_key_name=f"{prefix}-{lay.token}-{scene.scene_id}-{i}-{j}",
                     )
                     blocks.append(da.from_delayed(task, shape=(n_out, *win.shape), dtype=np.float32))
@@ -197,13 +235,23 @@ class SimulatorSource:
             ds[b].attrs.update(units="1", long_name=f"Sentinel-2 L2A surface reflectance {b}")
         return ds
 
-    def load_sar(self, aoi: AOI, start: date, end: date) -> xr.Dataset:
-        """Sentinel-1 IW GRD scenes between start and end (inclusive): VV, VH linear gamma0 and valid."""
+    def load_sar(self, aoi: AOI, start: date, end: date, *, multilook_px: int = 0) -> xr.Dataset:
+        """Sentinel-1 IW GRD scenes between start and end (inclusive): VV, VH linear gamma0 and valid;
+        multilook_px > 0: VV and VH multilooked as each block is rendered (monitoring.preprocess.multilook)."""
         lay = _Layout(self, aoi)
         c = aoi.footprint.centroid
         scenes = sar_scenes(c.x, c.y, start, end, seed=self.seed)
         bg = self.scenario.background
-        stack = self._stack(lay, scenes, len(SAR_BANDS) + 1, render_sar_block, lambda s, w: (w, bg), "sim-s1")
+        stack = self._stack(
+            lay,
+            scenes,
+            len(SAR_BANDS) + 1,
+            render_sar_block,
+            lambda s, w: (w, bg),
+            f"sim-s1-ml{multilook_px}" if multilook_px else "sim-s1",
+            halo=max(multilook_px, 0),
+            finish=functools.partial(_multilook_stack, multilook_px) if multilook_px > 0 else None,
+        )
         coords = {
             "time": ("time", np.array([np.datetime64(s.time, "ns") for s in scenes], "datetime64[ns]")),
             "scene_id": ("time", np.array([s.scene_id for s in scenes], dtype=object)),
@@ -213,6 +261,7 @@ class SimulatorSource:
         }
         ds = self._dataset(lay, stack, (*SAR_BANDS, "valid"), coords)
         ds["valid"] = ds["valid"] > 0.5
+        ds.attrs["multilook_px"] = multilook_px
         for b in SAR_BANDS:
             ds[b].attrs.update(units="1", long_name=f"Sentinel-1 GRD terrain-flattened gamma0 {b} (linear)")
         return ds
