@@ -4,7 +4,7 @@ Sources apply it as they read each tile (ImagerySource.load_sar(..., multilook_p
 a margin of multilook_px pixels, so that no tile needs its neighbours: dask's map_overlap, which a multilook
 over a chunked stack needs otherwise, keeps every tile's whole stack in memory until its neighbours are done
 (dask issue 3671). Measured on a 400 km² area with 102 scenes: the radar detection peaked at 6.2 GB with
-map_overlap and 2.6 GB without it (benchmarks/scale.py has the whole-area figures).
+map_overlap and 2.5 GB without it (benchmarks/scale.py has the whole-area figures).
 """
 
 from __future__ import annotations
