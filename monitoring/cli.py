@@ -551,13 +551,10 @@ def _write_json(data: dict[str, object], path: Path | None) -> None:
     if path is None:
         return
     import json
-    import tempfile
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2, default=str)
-    os.replace(tmp, path)
+    from monitoring.report._atomic import write_text_atomic
+
+    write_text_atomic(path, json.dumps(data, indent=2, default=str))
     out_console.print(f"Wrote {path}")
 
 
