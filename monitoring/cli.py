@@ -552,9 +552,10 @@ def _write_json(data: dict[str, object], path: Path | None) -> None:
         return
     import json
 
-    from monitoring.report._atomic import write_text_atomic
+    from monitoring.atomic import write_text_atomic
+    from monitoring.errors import OutputError
 
-    write_text_atomic(path, json.dumps(data, indent=2, default=str))
+    write_text_atomic(path, json.dumps(data, indent=2, default=str), error=OutputError)
     out_console.print(f"Wrote {path}")
 
 

@@ -27,6 +27,10 @@ class DetectionError(BorderwatchError):
     """A detector got data it cannot work on (wrong variables, empty windows)."""
 
 
+class OutputError(BorderwatchError):
+    """An area's result, its chips or a figures file could not be written (a full disk, a read-only folder)."""
+
+
 class ReportError(BorderwatchError):
     """A briefing could not be written or rebuilt."""
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 import time
 from collections import Counter
 from datetime import date
@@ -19,6 +17,7 @@ import xarray as xr
 from odc.geo.geom import Geometry
 
 from monitoring.aoi import AOI, TimeWindows
+from monitoring.atomic import write_bytes_atomic
 from monitoring.config import Settings, resolve_config_path
 from monitoring.detect import (
     Detection,
@@ -31,7 +30,7 @@ from monitoring.detect import (
 from monitoring.detect.multivariate import CHANGE_BANDS, change_p_values
 from monitoring.detect.omnibus import date_sar_changes
 from monitoring.detect.sar import to_db
-from monitoring.errors import ConfigError, DetectionError, SourceError
+from monitoring.errors import ConfigError, DetectionError, OutputError, SourceError
 from monitoring.fuse import Fires, cropland_fires, fuse_change_types, set_aside_farm_burning
 from monitoring.memory import check_fits
 from monitoring.preprocess import add_indices, composite, latest_clear, mask_clouds
@@ -127,29 +126,17 @@ def _step(shape: tuple[int, int]) -> int:
     return max(1, int(np.ceil(max(shape) / CHIP_MAX_PX)))
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _save_chips(path: Path, **arrays: np.ndarray) -> None:
     import io
 
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)  # type: ignore[arg-type]
-    _write_atomic(path, buf.getvalue())
+    write_bytes_atomic(path, buf.getvalue(), error=OutputError)
 
 
 def save_result(result: HotspotResult, run_dir: Path) -> Path:
     path = area_dir(run_dir, result.area_id) / "result.json"
-    _write_atomic(path, result.model_dump_json(indent=2).encode())
+    write_bytes_atomic(path, result.model_dump_json(indent=2).encode(), error=OutputError)
     return path
 
 

@@ -3,6 +3,8 @@ the optical test's p-values)."""
 
 from __future__ import annotations
 
+import os
+import stat
 from datetime import date
 from pathlib import Path
 
@@ -10,10 +12,10 @@ import pytest
 
 from monitoring.aoi import aoi_from_hotspot, windows_for
 from monitoring.config import hotspot_by_id, load_hotspots, load_settings, resolve_config_path
-from monitoring.errors import AOIError
+from monitoring.errors import AOIError, OutputError
 from monitoring.evaluate import score_area
-from monitoring.pipeline import analyse_area
-from monitoring.results import ChangeType
+from monitoring.pipeline import analyse_area, record_failure, save_result
+from monitoring.results import ChangeType, HotspotResult, area_dir
 from monitoring.sources.simulator import SimulatorSource, load_scenario
 
 
@@ -70,3 +72,19 @@ def test_an_area_too_large_for_the_memory_budget_is_refused_before_anything_is_c
             run_dir=tmp_path,
         )
     assert not computed and not any(tmp_path.iterdir())
+
+
+def test_an_areas_result_is_written_with_the_usual_mode_or_fails_naming_its_path(tmp_path: Path) -> None:
+    aoi = aoi_from_hotspot(hotspot_by_id(load_hotspots(), "preah-vihear"))
+    windows = windows_for(date(2025, 12, 22), load_settings().windows)
+    error = RuntimeError("lost")
+    result = record_failure(aoi, windows, source_name="sim", simulated=True, run_dir=tmp_path, error=error)
+    written = area_dir(tmp_path, aoi.id) / "result.json"
+    assert HotspotResult.model_validate_json(written.read_text(encoding="utf-8")) == result
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(written.stat().st_mode) == 0o666 & ~umask  # shared outputs, not owner-only
+    blocked = tmp_path / "blocked"
+    blocked.write_text("", encoding="utf-8")
+    with pytest.raises(OutputError, match=r"blocked/areas/preah-vihear: cannot write in the output folder"):
+        save_result(result, blocked)

@@ -11,8 +11,8 @@ from typing import Any
 from shapely.geometry import MultiPolygon, Polygon, shape
 from shapely.geometry.polygon import orient
 
+from monitoring.atomic import write_text_atomic
 from monitoring.errors import ReportError
-from monitoring.report._atomic import write_text_atomic
 from monitoring.report.fires import FireOnAlert, iso_utc, match_fires, pixel_m
 from monitoring.report.load import sort_results
 from monitoring.report.text import coverage_line, fire_line, notice, observation_status, statement

@@ -6,7 +6,7 @@ import platform
 from importlib import metadata
 from pathlib import Path
 
-from monitoring.report._atomic import write_text_atomic
+from monitoring.atomic import write_text_atomic
 from monitoring.results import RunManifest
 
 VERSIONED = (

@@ -29,9 +29,9 @@ from reportlab.platypus import (
 )
 from shapely.geometry import shape
 
+from monitoring.atomic import atomic_write
 from monitoring.errors import ReportError
 from monitoring.report import figures
-from monitoring.report._atomic import atomic_write
 from monitoring.report.fires import local_text, match_fires
 from monitoring.report.fonts import body_fonts, render_script, script_font, shaping_available
 from monitoring.report.load import Chips, chips_path, load_chips, sort_results
