@@ -9,17 +9,15 @@ from monitoring.errors import AOIError
 
 BASE_BYTES = 0.5e9
 """Python, numba, GDAL and the libraries loaded, before any pixel (measured: 0.42-0.49 GB)."""
-SAR_BYTES_PER_SCENE_PX = 12.0
-"""Peak bytes per pixel per Sentinel-1 scene. The radar test alone, on scenes multilooked as read (no tile waits
-on its neighbours), peaks at 5.1 per pixel per scene (2.54 GB on 4 Mpx with 102 scenes; 15 with dask's
-map_overlap doing the multilook). In a whole area's compute the radar and optical work interleave and hold more:
-12 is fitted to the whole-area peaks of benchmarks/scale.py (102 Sentinel-1 and 15 Sentinel-2 scenes, with the
-optical coefficient below) so that the model stays above each: 9 / 100 / 400 km² measured 0.55 / 2.0-2.2 /
-6.9-7.0 GB, modelled 0.66 / 2.32 / 7.80. Above that the peak grows more slowly than the model (900 km²: 8.3 GB
-measured, 16.9 modelled), so the refusal errs on the safe side there."""
-OPTICAL_BYTES_PER_SCENE_PX = 40.0
-"""Peak bytes per pixel per Sentinel-2 scene (six bands, SCL, masks and indices): 38 on 4 Mpx with 16 scenes,
-measured on the optical layers alone."""
+SAR_BYTES_PER_SCENE_PX = 17.0
+"""Peak bytes per pixel per Sentinel-1 scene in the radar compute, the optical layers' results held beside it.
+Up to about 100 km² that compute holds every tile's stack (the radar test alone: 11.5 bytes per pixel per scene
+on 1 Mpx with 102 scenes, and the whole area peaks at 2.05-2.09 GB there); beyond, it streams the tiles and
+grows more slowly (the radar test alone: 5.1 on 4 Mpx, 4.9 on 9 Mpx), so the model errs on the safe side there."""
+OPTICAL_BYTES_PER_SCENE_PX = 50.0
+"""Peak bytes per pixel per Sentinel-2 scene in the optical compute (six bands, SCL, masks and indices): measured
+39 / 48 / 49 on 1 / 4 / 9 Mpx with 15 scenes. It holds the masked stack (README, Limits), so it grows with the
+area; with a short radar baseline it is the larger of the two computes."""
 HEADROOM = 0.85
 """Share of the available memory an area may plan to use: the estimate is a fit, and the OS needs some."""
 PIXEL_KM2 = 1e-4
@@ -27,8 +25,14 @@ PIXEL_KM2 = 1e-4
 
 
 def peak_bytes(pixels: int, sar_scenes: int, optical_scenes: int) -> float:
-    """The peak memory one area's compute is expected to reach (bytes): linear in pixels x scenes."""
-    per_px = SAR_BYTES_PER_SCENE_PX * sar_scenes + OPTICAL_BYTES_PER_SCENE_PX * optical_scenes
+    """The peak memory one area's analysis is expected to reach (bytes): that of the larger of its two computes
+    (monitoring.pipeline.analyse_area: optical, then radar), each linear in pixels x scenes.
+
+    Against benchmarks/scale.py (102 Sentinel-1 and 15 Sentinel-2 scenes): 9 / 100 / 400 / 900 km² measured
+    0.54 / 2.05-2.09 / 3.6-4.0 / 8.1-8.4 GB, modelled 0.66 / 2.25 / 7.4 / 16.1; the optical compute alone on
+    900 km² 7.0 GB, modelled 7.3.
+    """
+    per_px = max(SAR_BYTES_PER_SCENE_PX * sar_scenes, OPTICAL_BYTES_PER_SCENE_PX * optical_scenes)
     return BASE_BYTES + pixels * per_px
 
 
@@ -81,10 +85,13 @@ def check_fits(
     if need <= budget:
         return
     per_px = (need - BASE_BYTES) / max(pixels, 1)
+    radar_larger = SAR_BYTES_PER_SCENE_PX * sar_scenes >= OPTICAL_BYTES_PER_SCENE_PX * optical_scenes
+    # The larger compute sets the peak: fewer of its scenes is what helps.
+    shorten = "windows.sar_baseline_days" if radar_larger else "windows.before_days (the optical baseline)"
     fits_km2 = max(budget - BASE_BYTES, 0.0) / per_px * PIXEL_KM2 if per_px > 0 else 0.0
     raise AOIError(
         f"area {area_id!r} needs about {need / 1e9:.1f} GB of memory ({pixels / 1e6:.1f} Mpx with "
         f"{sar_scenes} Sentinel-1 and {optical_scenes} Sentinel-2 scenes) but {budget / 1e9:.1f} GB is "
         f"available; split it into areas of at most about {fits_km2:.0f} km², or shorten "
-        "windows.sar_baseline_days (memory_limit_gb in settings.yaml sets the budget)."
+        f"{shorten} (memory_limit_gb in settings.yaml sets the budget)."
     )

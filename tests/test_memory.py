@@ -10,16 +10,23 @@ from monitoring import memory
 from monitoring.errors import AOIError
 
 
-def test_the_estimate_grows_with_pixels_and_scenes() -> None:
+def test_the_estimate_is_the_larger_compute_and_grows_with_its_pixels_and_scenes() -> None:
     base = memory.peak_bytes(1_000_000, 100, 15)
     assert memory.peak_bytes(0, 100, 15) == memory.BASE_BYTES
     assert memory.peak_bytes(2_000_000, 100, 15) - memory.BASE_BYTES == pytest.approx(
         2 * (base - memory.BASE_BYTES)
     )
+    # A year of radar outweighs 15 optical scenes: the radar compute sets the peak, one more radar scene raises
+    # it, one more optical scene does not (the optical layers are computed first, on their own).
     assert memory.peak_bytes(1_000_000, 101, 15) > base
-    assert memory.peak_bytes(1_000_000, 100, 16) > base
-    # The default daily windows over 100 km² (102 radar, 15 optical scenes): measured 2.0-2.2 GB.
-    assert 2.2e9 < memory.peak_bytes(1_010_000, 102, 15) < 2.6e9
+    assert memory.peak_bytes(1_000_000, 100, 16) == base
+    # With a short radar baseline the optical compute is the larger.
+    assert memory.peak_bytes(1_000_000, 10, 15) == memory.peak_bytes(1_000_000, 0, 15)
+    assert memory.peak_bytes(1_000_000, 10, 16) > memory.peak_bytes(1_000_000, 10, 15)
+    # The default daily windows over 100 km² (102 radar, 15 optical scenes): measured 2.05-2.09 GB.
+    assert 2.1e9 < memory.peak_bytes(1_010_000, 102, 15) < 2.6e9
+    # The optical compute alone over 900 km² (15 scenes): measured 7.0 GB.
+    assert 7.0e9 < memory.peak_bytes(9_000_000, 0, 15) < 8.0e9
 
 
 def _meminfo(tmp_path: Path, available_kb: int) -> Path:
@@ -49,7 +56,7 @@ def test_an_area_that_fits_passes_and_one_that_does_not_is_refused_with_what_fit
         memory.check_fits("big", 25_000_000, sar_scenes=102, optical_scenes=15, limit_gb=20.0)
     msg = str(e.value)
     assert "\n" not in msg
-    assert msg.startswith("area 'big' needs about 46.1 GB of memory")
+    assert msg.startswith("area 'big' needs about 43.9 GB of memory")
     assert "25.0 Mpx with 102 Sentinel-1 and 15 Sentinel-2 scenes" in msg and "20.0 GB is available" in msg
     # What fits: (20 GB - base) at the same bytes per pixel, in km² (a 10 m pixel is 1e-4 km²).
     per_px = (memory.peak_bytes(25_000_000, 102, 15) - memory.BASE_BYTES) / 25_000_000
@@ -59,12 +66,15 @@ def test_an_area_that_fits_passes_and_one_that_does_not_is_refused_with_what_fit
     # The area that fits is refused by nothing smaller than its estimate.
     need = memory.peak_bytes(25_000_000, 102, 15)
     memory.check_fits("big", 25_000_000, sar_scenes=102, optical_scenes=15, limit_gb=need / 1e9)
+    # Where the optical compute is the larger, a shorter radar baseline would not help: the message says so.
+    with pytest.raises(AOIError, match=r"or shorten windows\.before_days \(the optical baseline\) \(memory"):
+        memory.check_fits("big", 25_000_000, sar_scenes=10, optical_scenes=15, limit_gb=5.0)
 
 
 def test_without_a_budget_the_machines_available_memory_decides(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(memory, "available_bytes", lambda: 10 * 10**9)
-    memory.check_fits("a", 4_000_000, sar_scenes=102, optical_scenes=15)  # ~7.8 GB of 8.5 GB
+    memory.check_fits("a", 4_000_000, sar_scenes=102, optical_scenes=15)  # ~7.4 GB of 8.5 GB
     with pytest.raises(AOIError, match=r"8\.5 GB is available"):
-        memory.check_fits("a", 5_000_000, sar_scenes=102, optical_scenes=15)  # ~9.6 GB
+        memory.check_fits("a", 5_000_000, sar_scenes=102, optical_scenes=15)  # ~9.2 GB
     monkeypatch.setattr(memory, "available_bytes", lambda: None)
     memory.check_fits("a", 10**9, sar_scenes=102, optical_scenes=15)  # unknown: nothing is refused

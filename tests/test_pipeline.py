@@ -7,9 +7,12 @@ import os
 import stat
 from datetime import date
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 
+from monitoring import pipeline
 from monitoring.aoi import aoi_from_hotspot, windows_for
 from monitoring.config import hotspot_by_id, load_hotspots, load_settings, resolve_config_path
 from monitoring.errors import AOIError, OutputError
@@ -88,3 +91,36 @@ def test_an_areas_result_is_written_with_the_usual_mode_or_fails_naming_its_path
     blocked.write_text("", encoding="utf-8")
     with pytest.raises(OutputError, match=r"blocked/areas/preah-vihear: cannot write in the output folder"):
         save_result(result, blocked)
+
+
+def test_the_optical_and_radar_layers_are_computed_apart_and_nothing_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = load_settings()
+    source = SimulatorSource(load_scenario(resolve_config_path(settings.simulator.scenario)))
+    spot = hotspot_by_id(load_hotspots(), "chong-chom")
+    aoi = aoi_from_hotspot(spot.model_copy(update={"aoi_km": 2.0}))
+    graphs: list[set[str]] = []
+    real = pipeline._compute
+
+    def spy(layers: dict[str, Any]) -> dict[str, np.ndarray]:
+        keys = (k for v in layers.values() for k in dict(getattr(v, "data", v).__dask_graph__() or {}))
+        graphs.append({str(k[0] if isinstance(k, tuple) else k) for k in keys})
+        return real(layers)
+
+    monkeypatch.setattr(pipeline, "_compute", spy)
+    result = analyse_area(
+        aoi,
+        windows_for(date(2025, 12, 22), settings.windows),
+        source=source,
+        settings=settings,
+        run_dir=tmp_path,
+    )
+    assert result.status == "ok" and result.alerts
+    optical, radar = graphs
+    assert any(k.startswith("sim-s2-") for k in optical) and not any(k.startswith("sim-s1") for k in optical)
+    # The radar compute reads radar scenes only: the optical masks it fuses with are the first compute's.
+    assert any(k.startswith("sim-s1") for k in radar) and not any(k.startswith("sim-s2-") for k in radar)
+    assert any(k.startswith("worldcover") for k in optical) and not any(
+        k.startswith("worldcover") for k in radar
+    )

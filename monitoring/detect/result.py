@@ -1,4 +1,4 @@
-"""Detect: the result every detector returns, lazy until the pipeline's one compute."""
+"""Detect: the result every detector returns, lazy until the pipeline computes it."""
 
 from __future__ import annotations
 

@@ -244,7 +244,7 @@ def fdr_mask(p: xr.DataArray, q: float) -> xr.DataArray:
     p-values and the count of tested pixels decide. So the cut is exact (as scipy.stats.false_discovery_control)
     whenever fewer than FDR_CANDIDATES pixels have p <= q, i.e. the area's changed pixels plus about q times
     the rest; beyond, the cut found among them rejects a subset of BH's (conservative). Under dask it stays in
-    the graph (a top-k reduction), computed with everything else in the pipeline's one compute.
+    the graph (a top-k reduction), computed with the rest of the radar layers in the pipeline's radar compute.
     """
     data = p.data
     tested = np.isfinite(data)
