@@ -87,11 +87,15 @@ def check_fits(
     per_px = (need - BASE_BYTES) / max(pixels, 1)
     radar_larger = SAR_BYTES_PER_SCENE_PX * sar_scenes >= OPTICAL_BYTES_PER_SCENE_PX * optical_scenes
     # The larger compute sets the peak: fewer of its scenes is what helps.
-    shorten = "windows.sar_baseline_days" if radar_larger else "windows.before_days (the optical baseline)"
+    shorten = (
+        "windows.sar_baseline_days"
+        if radar_larger
+        else "the optical baseline (check's --before; windows.before_days for daily runs)"
+    )
     fits_km2 = max(budget - BASE_BYTES, 0.0) / per_px * PIXEL_KM2 if per_px > 0 else 0.0
     raise AOIError(
         f"area {area_id!r} needs about {need / 1e9:.1f} GB of memory ({pixels / 1e6:.1f} Mpx with "
         f"{sar_scenes} Sentinel-1 and {optical_scenes} Sentinel-2 scenes) but {budget / 1e9:.1f} GB is "
         f"available; split it into areas of at most about {fits_km2:.0f} km², or shorten "
-        f"{shorten} (memory_limit_gb in settings.yaml sets the budget)."
+        f"{shorten}; memory_limit_gb in settings.yaml sets the budget."
     )

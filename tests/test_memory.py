@@ -67,7 +67,9 @@ def test_an_area_that_fits_passes_and_one_that_does_not_is_refused_with_what_fit
     need = memory.peak_bytes(25_000_000, 102, 15)
     memory.check_fits("big", 25_000_000, sar_scenes=102, optical_scenes=15, limit_gb=need / 1e9)
     # Where the optical compute is the larger, a shorter radar baseline would not help: the message says so.
-    with pytest.raises(AOIError, match=r"or shorten windows\.before_days \(the optical baseline\) \(memory"):
+    with pytest.raises(
+        AOIError, match=r"or shorten the optical baseline \(check's --before; windows\.before_"
+    ):
         memory.check_fits("big", 25_000_000, sar_scenes=10, optical_scenes=15, limit_gb=5.0)
 
 
