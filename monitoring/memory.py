@@ -12,7 +12,7 @@ BASE_BYTES = 0.5e9
 SAR_BYTES_PER_SCENE_PX = 17.0
 """Peak bytes per pixel per Sentinel-1 scene in the radar compute, the optical layers' results held beside it.
 Up to about 100 km² that compute holds every tile's stack (the radar test alone: 11.5 bytes per pixel per scene
-on 1 Mpx with 102 scenes, and the whole area peaks at 2.05-2.09 GB there); beyond, it streams the tiles and
+on 1 Mpx with 102 scenes, and the whole area peaks at 1.99-2.09 GB there); beyond, it streams the tiles and
 grows more slowly (the radar test alone: 5.1 on 4 Mpx, 4.9 on 9 Mpx), so the model errs on the safe side there."""
 OPTICAL_BYTES_PER_SCENE_PX = 50.0
 """Peak bytes per pixel per Sentinel-2 scene in the optical compute (six bands, SCL, masks and indices): measured
@@ -29,7 +29,7 @@ def peak_bytes(pixels: int, sar_scenes: int, optical_scenes: int) -> float:
     (monitoring.pipeline.analyse_area: optical, then radar), each linear in pixels x scenes.
 
     Against benchmarks/scale.py (102 Sentinel-1 and 15 Sentinel-2 scenes): 9 / 100 / 400 / 900 km² measured
-    0.54 / 2.05-2.09 / 3.6-4.0 / 8.1-8.4 GB, modelled 0.66 / 2.25 / 7.4 / 16.1; the optical compute alone on
+    0.54-0.55 / 1.99-2.09 / 3.6-4.0 / 7.9-8.4 GB, modelled 0.66 / 2.25 / 7.4 / 16.1; the optical compute alone on
     900 km² 7.0 GB, modelled 7.3.
     """
     per_px = max(SAR_BYTES_PER_SCENE_PX * sar_scenes, OPTICAL_BYTES_PER_SCENE_PX * optical_scenes)
