@@ -1,13 +1,15 @@
 """Scale: time and peak memory of one area's analysis as the area grows (an analyst's ad hoc check).
 
-    python benchmarks/scale.py [--sides 3,10,20] [--hotspot chong-chom] [--date 2025-12-22] [--json FILE]
+    python benchmarks/scale.py [--sides 3,10,20] [--hotspot chong-chom] [--date 2025-12-22] [--part all]
+                               [--json FILE]
 
 Each side (km) is a square around the hot spot, analysed as the daily flow analyses an area (default windows for
 the date: 60-day optical baseline, 16-day after window, 12-month radar baseline) without Prefect, each in a fresh
 process so that its peak resident memory is its own. Printed per area: km², megapixels, the Sentinel-1 and
 Sentinel-2 scenes loaded, seconds, peak RSS, and monitoring.memory's estimate of that peak (the model that
 refuses areas too large for the machine), so the model is checked every time this runs. The memory guard itself
-is lifted for the measurement.
+is lifted for the measurement. --part optical or radar drops the other sensor's scenes (the source returns none
+of them), so each of the area's two computes is measured alone: the coefficients of monitoring.memory.
 
 On the simulator: rendering the scenes is part of the time (real sources read COGs or call an API instead).
 """
@@ -21,9 +23,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Any
+
+import xarray as xr
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script from a checkout
@@ -32,8 +37,15 @@ from monitoring import memory, pipeline  # noqa: E402
 from monitoring.aoi import aoi_from_hotspot, windows_for  # noqa: E402
 from monitoring.config import load_hotspots, load_settings  # noqa: E402
 
+PARTS = ("all", "optical", "radar")
 
-def measure(side_km: float, hotspot: str, run_date: date) -> dict[str, Any]:
+
+def _without(load: Callable[..., xr.Dataset]) -> Callable[..., xr.Dataset]:
+    """`load`, returning none of its scenes: the pipeline then skips that sensor's compute."""
+    return lambda *args, **kwargs: load(*args, **kwargs).isel(time=slice(0, 0))
+
+
+def measure(side_km: float, hotspot: str, run_date: date, part: str = "all") -> dict[str, Any]:
     """Analyse one square in this process; the figures of this run (call it in a fresh process)."""
     spot = {h.id: h for h in load_hotspots()}[hotspot]
     settings = load_settings().model_copy(update={"memory_limit_gb": 1e6})
@@ -47,12 +59,17 @@ def measure(side_km: float, hotspot: str, run_date: date) -> dict[str, Any]:
         original(area_id, pixels, **kw)
 
     pipeline.check_fits = record  # type: ignore[assignment]
+    source = pipeline.make_source(settings)
+    if part == "optical":
+        source.load_sar = _without(source.load_sar)  # type: ignore[method-assign]
+    elif part == "radar":
+        source.load_optical = _without(source.load_optical)  # type: ignore[method-assign]
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         result = pipeline.analyse_area(
             aoi,
             windows_for(run_date, settings.windows),
-            source=pipeline.make_source(settings),
+            source=source,
             settings=settings,
             run_dir=Path(tmp),
         )
@@ -60,6 +77,7 @@ def measure(side_km: float, hotspot: str, run_date: date) -> dict[str, Any]:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kB on Linux
     estimate = memory.peak_bytes(seen["pixels"], seen["sar"], seen["optical"])
     return {
+        "part": part,
         "side_km": side_km,
         "km2": round(aoi.area_km2, 1),
         "mpx": round(seen["pixels"] / 1e6, 2),
@@ -77,17 +95,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sides", default="3,10,20", help="square sides in km, comma-separated")
     ap.add_argument("--hotspot", default="chong-chom")
     ap.add_argument("--date", default="2025-12-22", type=date.fromisoformat)
+    ap.add_argument(
+        "--part",
+        choices=PARTS,
+        default="all",
+        help="the whole analysis, or its optical or radar compute alone",
+    )
     ap.add_argument("--json", type=Path, help="write the figures here")
     ap.add_argument(
         "--one", type=float, help=argparse.SUPPRESS
     )  # the child process: one side, JSON to stdout
     args = ap.parse_args(argv)
     if args.one is not None:
-        print(json.dumps(measure(args.one, args.hotspot, args.date)))
+        print(json.dumps(measure(args.one, args.hotspot, args.date, args.part)))
         return 0
     rows = []
     free = memory.available_bytes()
     print(f"available memory now: {free / 1e9:.1f} GB" if free else "available memory: unknown")
+    if args.part != "all":
+        print(f"the {args.part} compute alone: the other sensor's scenes are dropped")
     print(
         f"{'side':>5} {'km²':>7} {'Mpx':>6} {'S1':>4} {'S2':>4} {'s':>7} {'peak GB':>8} {'model GB':>9} alerts"
     )
@@ -101,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
             args.hotspot,
             "--date",
             str(args.date),
+            "--part",
+            args.part,
         ]
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
         r = json.loads(out)
@@ -116,7 +144,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"memory grows {slope:.2f} GB per 100 km² (first to last area)")
     if args.json:
         args.json.write_text(
-            json.dumps({"available_gb": free and round(free / 1e9, 1), "areas": rows}, indent=2)
+            json.dumps(
+                {"available_gb": free and round(free / 1e9, 1), "part": args.part, "areas": rows}, indent=2
+            )
         )
     return 0
 

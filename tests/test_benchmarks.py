@@ -48,3 +48,17 @@ def test_scale_measures_each_area_in_its_own_process_next_to_the_memory_model(tm
     for r in (small, large):
         assert r["sar_scenes"] > 50 and r["optical_scenes"] > 0 and r["seconds"] > 0
         assert r["peak_gb"] > 0.2 and r["estimate_gb"] >= 0.5
+
+
+def test_scale_measures_each_compute_alone_by_dropping_the_other_sensors_scenes(tmp_path: Path) -> None:
+    scale = _script("scale")
+    for part, kept, dropped in (
+        ("optical", "optical_scenes", "sar_scenes"),
+        ("radar", "sar_scenes", "optical_scenes"),
+    ):
+        out = tmp_path / f"{part}.json"
+        assert scale.main(["--sides", "1", "--part", part, "--json", str(out)]) == 0
+        figures = json.loads(out.read_text())
+        (r,) = figures["areas"]
+        assert figures["part"] == r["part"] == part
+        assert r[kept] > 0 and r[dropped] == 0 and r["peak_gb"] > 0.2
