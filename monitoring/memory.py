@@ -11,13 +11,15 @@ BASE_BYTES = 0.5e9
 """Python, numba, GDAL and the libraries loaded, before any pixel (measured: 0.42-0.49 GB)."""
 SAR_BYTES_PER_SCENE_PX = 17.0
 """Peak bytes per pixel per Sentinel-1 scene in the radar compute, the optical layers' results held beside it.
-Up to about 100 km² that compute holds every tile's stack (the radar test alone: 11.5 bytes per pixel per scene
-on 1 Mpx with 102 scenes, and the whole area peaks at 1.99-2.09 GB there); beyond, it streams the tiles and
-grows more slowly (the radar test alone: 5.1 on 4 Mpx, 4.9 on 9 Mpx), so the model errs on the safe side there."""
-OPTICAL_BYTES_PER_SCENE_PX = 50.0
+Up to about 100 km² that compute holds every tile's stack (alone, benchmarks/scale.py --part radar: 11.5-12.4
+bytes per pixel per scene on 1 Mpx with 102 scenes, and the whole area peaks at 1.99-2.09 GB there); beyond, it
+streams the tiles and grows more slowly (alone: 5.1-5.5 on 4 Mpx, 4.9-5.0 on 9 Mpx), so the model errs on the
+safe side there."""
+OPTICAL_BYTES_PER_SCENE_PX = 56.0
 """Peak bytes per pixel per Sentinel-2 scene in the optical compute (six bands, SCL, masks and indices): measured
-39 / 48 / 49 on 1 / 4 / 9 Mpx with 15 scenes. It holds the masked stack (README, Limits), so it grows with the
-area; with a short radar baseline it is the larger of the two computes."""
+alone (benchmarks/scale.py --part optical) 39-48 / 46-48 / 49-54 on 1 / 4 / 9 Mpx with 15 scenes. It holds the
+masked stack (README, Limits), so it grows with the area; with a short radar baseline it is the larger of the two
+computes."""
 HEADROOM = 0.85
 """Share of the available memory an area may plan to use: the estimate is a fit, and the OS needs some."""
 PIXEL_KM2 = 1e-4
@@ -29,8 +31,8 @@ def peak_bytes(pixels: int, sar_scenes: int, optical_scenes: int) -> float:
     (monitoring.pipeline.analyse_area: optical, then radar), each linear in pixels x scenes.
 
     Against benchmarks/scale.py (102 Sentinel-1 and 15 Sentinel-2 scenes): 9 / 100 / 400 / 900 km² measured
-    0.54-0.55 / 1.99-2.09 / 3.6-4.0 / 7.9-8.4 GB, modelled 0.66 / 2.25 / 7.4 / 16.1; the optical compute alone on
-    900 km² 7.0 GB, modelled 7.3.
+    0.54-0.55 / 1.99-2.09 / 3.6-4.0 / 7.9-8.4 GB, modelled 0.66 / 2.25 / 7.4 / 16.1. With --part optical (no
+    radar scenes): 100 / 400 / 900 km² measured 1.0-1.2 / 3.2-3.3 / 7.0-7.7 GB, modelled 1.3 / 3.9 / 8.1.
     """
     per_px = max(SAR_BYTES_PER_SCENE_PX * sar_scenes, OPTICAL_BYTES_PER_SCENE_PX * optical_scenes)
     return BASE_BYTES + pixels * per_px

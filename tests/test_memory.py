@@ -25,8 +25,8 @@ def test_the_estimate_is_the_larger_compute_and_grows_with_its_pixels_and_scenes
     assert memory.peak_bytes(1_000_000, 10, 16) > memory.peak_bytes(1_000_000, 10, 15)
     # The default daily windows over 100 km² (102 radar, 15 optical scenes): measured 1.99-2.09 GB.
     assert 2.1e9 < memory.peak_bytes(1_010_000, 102, 15) < 2.6e9
-    # The optical compute alone over 900 km² (15 scenes): measured 7.0 GB.
-    assert 7.0e9 < memory.peak_bytes(9_000_000, 0, 15) < 8.0e9
+    # The optical compute alone over 900 km² (15 scenes): measured 7.0-7.7 GB.
+    assert 7.7e9 < memory.peak_bytes(9_000_000, 0, 15) < 8.5e9
 
 
 def _meminfo(tmp_path: Path, available_kb: int) -> Path:
