@@ -1,7 +1,7 @@
 """Scale: time and peak memory of one area's analysis as the area grows (an analyst's ad hoc check).
 
     python benchmarks/scale.py [--sides 3,10,20] [--hotspot chong-chom] [--date 2025-12-22] [--part all]
-                               [--json FILE]
+                               [--held] [--json FILE]
 
 Each side (km) is a square around the hot spot, analysed as the daily flow analyses an area (default windows for
 the date: 60-day optical baseline, 16-day after window, 12-month radar baseline) without Prefect, each in a fresh
@@ -9,7 +9,9 @@ process so that its peak resident memory is its own. Printed per area: km², meg
 Sentinel-2 scenes loaded, seconds, peak RSS, and monitoring.memory's estimate of that peak (the model that
 refuses areas too large for the machine), so the model is checked every time this runs. The memory guard itself
 is lifted for the measurement. --part optical or radar drops the other sensor's scenes (the source returns none
-of them), so each of the area's two computes is measured alone: the coefficients of monitoring.memory.
+of them), so each of the area's two computes is measured alone: the coefficients of monitoring.memory. --held
+also prints what dask holds at the peak of each compute, by layer (the results it keeps for later tasks): where
+the memory goes.
 
 On the simulator: rendering the scenes is part of the time (real sources read COGs or call an API instead).
 """
@@ -18,17 +20,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import resource
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import xarray as xr
+from dask.callbacks import Callback
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script from a checkout
@@ -45,8 +51,63 @@ def _without(load: Callable[..., xr.Dataset]) -> Callable[..., xr.Dataset]:
     return lambda *args, **kwargs: load(*args, **kwargs).isel(time=slice(0, 0))
 
 
-def measure(side_km: float, hotspot: str, run_date: date, part: str = "all") -> dict[str, Any]:
-    """Analyse one square in this process; the figures of this run (call it in a fresh process)."""
+def _arrays(value: Any) -> Iterator[np.ndarray]:
+    """The numpy arrays in a task's result (an array, or a dict/list/tuple of them)."""
+    if isinstance(value, np.ndarray):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _arrays(v)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _arrays(v)
+
+
+class Held(Callback):
+    """What dask holds in memory at the peak of one compute, by layer: the results it keeps for later tasks.
+
+    Every `every` tasks the held results are summed (each buffer once: a view counts as its base), grouped by
+    the layer's name without its token; the grouping at the largest sum is kept.
+    """
+
+    def __init__(self, every: int = 20) -> None:
+        super().__init__()
+        self.every = every
+        self.done = 0
+        self.peak = 0
+        self.layers: dict[str, int] = {}
+
+    def _posttask(self, key: Any, result: Any, dsk: Any, state: dict[str, Any], worker_id: Any) -> None:
+        self.done += 1
+        if self.done % self.every:
+            return
+        seen: set[int] = set()
+        layers: Counter[str] = Counter()
+        for k, v in state["cache"].items():
+            name = re.sub(r"-[0-9a-f]{32}.*$", "", str(k[0] if isinstance(k, tuple) else k))
+            for a in _arrays(v):
+                base = a
+                while isinstance(base.base, np.ndarray):
+                    base = base.base
+                if id(base) not in seen:
+                    seen.add(id(base))
+                    layers[name] += base.nbytes
+        total = sum(layers.values())
+        if total > self.peak:
+            self.peak, self.layers = total, dict(layers.most_common(5))
+
+    def figures(self) -> dict[str, Any]:
+        return {
+            "peak_gb": round(self.peak / 1e9, 3),
+            "layers_gb": {k: round(v / 1e9, 3) for k, v in self.layers.items()},
+        }
+
+
+def measure(
+    side_km: float, hotspot: str, run_date: date, part: str = "all", held: bool = False
+) -> dict[str, Any]:
+    """Analyse one square in this process; the figures of this run (call it in a fresh process). held: also
+    what dask holds at the peak of each of the area's computes (Held; it slows the run)."""
     spot = {h.id: h for h in load_hotspots()}[hotspot]
     settings = load_settings().model_copy(update={"memory_limit_gb": 1e6})
     # The hot spot's own square on its UTM grid, with another side (the daily run's AOIs are built this way).
@@ -64,6 +125,17 @@ def measure(side_km: float, hotspot: str, run_date: date, part: str = "all") -> 
         source.load_sar = _without(source.load_sar)  # type: ignore[method-assign]
     elif part == "radar":
         source.load_optical = _without(source.load_optical)  # type: ignore[method-assign]
+    computes: list[dict[str, Any]] = []
+    if held:
+        compute = pipeline._compute
+
+        def watched(lazy: dict[str, Any]) -> dict[str, np.ndarray]:
+            with Held() as h:
+                out = compute(lazy)
+            computes.append(h.figures())
+            return out
+
+        pipeline._compute = watched  # type: ignore[assignment]
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         result = pipeline.analyse_area(
@@ -87,6 +159,7 @@ def measure(side_km: float, hotspot: str, run_date: date, part: str = "all") -> 
         "peak_gb": round(peak / 1e9, 2),
         "estimate_gb": round(estimate / 1e9, 2),
         "alerts": len(result.alerts),
+        **({"held": computes} if held else {}),
     }
 
 
@@ -101,13 +174,16 @@ def main(argv: list[str] | None = None) -> int:
         default="all",
         help="the whole analysis, or its optical or radar compute alone",
     )
+    ap.add_argument(
+        "--held", action="store_true", help="also print what dask holds at the peak of each compute, by layer"
+    )
     ap.add_argument("--json", type=Path, help="write the figures here")
     ap.add_argument(
         "--one", type=float, help=argparse.SUPPRESS
     )  # the child process: one side, JSON to stdout
     args = ap.parse_args(argv)
     if args.one is not None:
-        print(json.dumps(measure(args.one, args.hotspot, args.date, args.part)))
+        print(json.dumps(measure(args.one, args.hotspot, args.date, args.part, args.held)))
         return 0
     rows = []
     free = memory.available_bytes()
@@ -129,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
             str(args.date),
             "--part",
             args.part,
+            *(["--held"] if args.held else []),
         ]
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
         r = json.loads(out)
@@ -138,6 +215,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['seconds']:>7.1f} {r['peak_gb']:>8.2f} {r['estimate_gb']:>9.2f} {r['alerts']:>6}",
             flush=True,
         )
+        for i, c in enumerate(r.get("held", []), start=1):
+            layers = ", ".join(f"{k} {v:.2f}" for k, v in c["layers_gb"].items())
+            print(f"      compute {i}: dask holds {c['peak_gb']:.2f} GB at its peak ({layers})", flush=True)
     if len(rows) >= 2:
         a, b = rows[0], rows[-1]
         slope = (b["peak_gb"] - a["peak_gb"]) / (b["km2"] - a["km2"]) * 100

@@ -62,3 +62,13 @@ def test_scale_measures_each_compute_alone_by_dropping_the_other_sensors_scenes(
         (r,) = figures["areas"]
         assert figures["part"] == r["part"] == part
         assert r[kept] > 0 and r[dropped] == 0 and r["peak_gb"] > 0.2
+
+
+def test_scale_says_what_dask_holds_at_the_peak_of_each_of_the_areas_two_computes(tmp_path: Path) -> None:
+    out = tmp_path / "held.json"
+    assert _script("scale").main(["--sides", "1", "--held", "--json", str(out)]) == 0
+    (r,) = json.loads(out.read_text())["areas"]
+    optical, radar = r["held"]
+    for c in (optical, radar):
+        assert 0 < c["peak_gb"] < r["peak_gb"] and 0 < len(c["layers_gb"]) <= 5
+        assert sum(c["layers_gb"].values()) <= c["peak_gb"] + 0.001 * len(c["layers_gb"])
