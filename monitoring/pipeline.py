@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import time
@@ -231,21 +230,7 @@ def _as_lazy(like: xr.DataArray, values: np.ndarray) -> xr.DataArray:
 
 def _computed(d: Detection, c: dict[str, np.ndarray]) -> Detection:
     """`d` with every layer replaced by its computed values in `c` (keyed as Detection.layers)."""
-
-    def done(name: str, layer: xr.DataArray) -> xr.DataArray:
-        return _as_lazy(layer, c[f"{d.method}.{name}"])
-
-    return dataclasses.replace(
-        d,
-        mask=done("mask", d.mask),
-        score=done("score", d.score),
-        count=done("count", d.count),
-        first=done("first", d.first),
-        last=done("last", d.last),
-        before=done("before", d.before),
-        p_value=None if d.p_value is None else done("p_value", d.p_value),
-        extra={k: done(k, v) for k, v in d.extra.items()},
-    )
+    return d.map_layers(lambda key, layer: _as_lazy(layer, c[key]))
 
 
 def _days(values: np.ndarray) -> list[date]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -54,3 +56,22 @@ class Detection:
             out[f"{self.method}.p_value"] = self.p_value
         out.update({f"{self.method}.{k}": v for k, v in self.extra.items()})
         return out
+
+    def map_layers(self, fn: Callable[[str, xr.DataArray], xr.DataArray]) -> Detection:
+        """This detection with every array of `layers` replaced by fn(its key there, the array): e.g. by its
+        computed values. Keep the two in step when Detection gains an array."""
+
+        def f(name: str, layer: xr.DataArray) -> xr.DataArray:
+            return fn(f"{self.method}.{name}", layer)
+
+        return dataclasses.replace(
+            self,
+            mask=f("mask", self.mask),
+            score=f("score", self.score),
+            count=f("count", self.count),
+            first=f("first", self.first),
+            last=f("last", self.last),
+            before=f("before", self.before),
+            p_value=None if self.p_value is None else f("p_value", self.p_value),
+            extra={k: f(k, v) for k, v in self.extra.items()},
+        )
