@@ -34,8 +34,12 @@ def peak_bytes(pixels: int, sar_scenes: int, optical_scenes: int) -> float:
     0.54-0.55 / 1.99-2.09 / 3.6-4.0 / 7.9-8.4 GB, modelled 0.66 / 2.25 / 7.4 / 16.1. With --part optical (no
     radar scenes): 100 / 400 / 900 km² measured 1.0-1.2 / 3.2-3.3 / 7.0-7.7 GB, modelled 1.3 / 3.9 / 8.1.
     """
-    per_px = max(SAR_BYTES_PER_SCENE_PX * sar_scenes, OPTICAL_BYTES_PER_SCENE_PX * optical_scenes)
-    return BASE_BYTES + pixels * per_px
+    return BASE_BYTES + pixels * max(_per_px(sar_scenes, optical_scenes))
+
+
+def _per_px(sar_scenes: int, optical_scenes: int) -> tuple[float, float]:
+    """Bytes per pixel of the radar compute and of the optical compute."""
+    return SAR_BYTES_PER_SCENE_PX * sar_scenes, OPTICAL_BYTES_PER_SCENE_PX * optical_scenes
 
 
 def _cgroup_free(root: Path) -> int | None:
@@ -87,11 +91,11 @@ def check_fits(
     if need <= budget:
         return
     per_px = (need - BASE_BYTES) / max(pixels, 1)
-    radar_larger = SAR_BYTES_PER_SCENE_PX * sar_scenes >= OPTICAL_BYTES_PER_SCENE_PX * optical_scenes
+    radar, optical = _per_px(sar_scenes, optical_scenes)
     # The larger compute sets the peak: fewer of its scenes is what helps.
     shorten = (
         "windows.sar_baseline_days"
-        if radar_larger
+        if radar >= optical
         else "the optical baseline (check's --before; windows.before_days for daily runs)"
     )
     fits_km2 = max(budget - BASE_BYTES, 0.0) / per_px * PIXEL_KM2 if per_px > 0 else 0.0
