@@ -81,7 +81,7 @@ def area_check(
         sar_baseline_days=settings.windows.sar_baseline_days,
         sar_season_days=settings.windows.sar_season_days,
     )
-    check_request(settings, start=windows.after[0], out_dir=out_dir, names=("after window start", "out_dir"))
+    check_request(settings, last_day=windows.after[1], out_dir=out_dir, names=("after window end", "out_dir"))
     imagery = pipeline.make_source(settings)
     run_dir = check_dir(out_dir or settings.output_dir, windows.after[1], aoi.id)
     analyse_areas(

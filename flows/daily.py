@@ -124,10 +124,11 @@ def today_in(timezone: str) -> date:
         ) from e
 
 
-def check_request(settings: Settings, *, start: date, out_dir: str | None, names: tuple[str, str]) -> None:
-    """Refuse, before any work, a run whose dates start after today (in the schedule's timezone) or whose
-    output folder cannot be written (ConfigError). names: how the caller calls the date and the folder."""
-    not_after_today(start, today_in(settings.schedule.timezone), what=names[0])
+def check_request(settings: Settings, *, last_day: date, out_dir: str | None, names: tuple[str, str]) -> None:
+    """Refuse, before any work, a run that asks for imagery of a day after today (in the schedule's timezone)
+    or whose output folder cannot be written (ConfigError). last_day: the after window's end (a daily run's
+    date). names: how the caller calls that date and the folder."""
+    not_after_today(last_day, today_in(settings.schedule.timezone), what=names[0])
     check_output_dir(out_dir or settings.output_dir, what=names[1] if out_dir else "settings.yaml output_dir")
 
 
@@ -310,7 +311,7 @@ def daily_monitoring(
     settings = run_settings(source)
     day = parse_date(run_date, what="run_date") if run_date else today_in(settings.schedule.timezone)
     selected = select_hotspots(load_hotspots(), hotspots)
-    check_request(settings, start=day, out_dir=out_dir, names=("run_date", "out_dir"))
+    check_request(settings, last_day=day, out_dir=out_dir, names=("run_date", "out_dir"))
     # Fail the whole run early (ConfigError) if the source cannot work here, rather than once per hot spot.
     imagery = pipeline.make_source(settings)
     windows = windows_for(day, settings.windows)

@@ -303,7 +303,9 @@ def run(
         day = parse_date(date, what="--date") if date is not None else daily.today_in(tz)
         daily.select_hotspots(load_hotspots(), hotspot)
         pipeline.make_source(settings)
-        daily.check_request(settings, start=day, out_dir=str(out) if out else None, names=("--date", "--out"))
+        daily.check_request(
+            settings, last_day=day, out_dir=str(out) if out else None, names=("--date", "--out")
+        )
         with _ProgressView(err_console).showing():
             run_dir = daily.daily_monitoring(
                 run_date=date,
@@ -377,7 +379,7 @@ def check(
         )
         pipeline.make_source(settings)
         daily.check_request(
-            settings, start=a[0], out_dir=str(out) if out else None, names=("--after window start", "--out")
+            settings, last_day=a[1], out_dir=str(out) if out else None, names=("--after window end", "--out")
         )
         err_console.print(
             f"Area {aoi.id!r}: {aoi.area_km2:.1f} km², {aoi.shape[1]} x {aoi.shape[0]} px at 10 m"

@@ -415,8 +415,9 @@ def parse_date(value: str, *, what: str = "date") -> date:
 
 
 def not_after_today(day: date, today: date, *, what: str) -> None:
-    """Refuse a window that starts after today (ConfigError): no satellite has seen those days, and a typo in
-    the year would otherwise make a briefing of 'not observed' (or, on the simulator, of imagined scenes)."""
+    """Refuse a window that ends after today (ConfigError): no satellite has seen those days, and a typo in
+    the year would otherwise make a briefing of 'not observed' (or, on the simulator, of imagined scenes)
+    dated in the future."""
     if day > today:
         raise ConfigError(
             f"{what} {day} is after today ({today}): there is no imagery of it yet; give a date up to {today}."

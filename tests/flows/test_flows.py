@@ -262,11 +262,11 @@ def test_bad_input_fails_the_run_before_any_area(
         (
             lambda out: area_check(
                 hotspot="poipet",
-                before=["2098-10-01", "2098-12-31"],
-                after=["2099-01-01", "2099-01-16"],
+                before=["2025-10-01", "2025-12-06"],
+                after=["2025-12-07", "2099-01-01"],
                 out_dir=out,
             ),
-            "after window start",
+            "after window end",
         ),
     ],
     ids=["daily", "area-check"],
