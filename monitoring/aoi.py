@@ -9,12 +9,14 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import shapely
 from odc.geo import CRS
 from odc.geo.geobox import GeoBox
 from odc.geo.geom import Geometry
+from odc.geo.xr import rasterize
 from pyproj import Transformer
-from shapely.geometry import Polygon, box, mapping, shape
+from shapely.geometry import MultiPolygon, Polygon, box, mapping, shape
 
 from monitoring.config import HotSpot, WindowSettings
 from monitoring.errors import AOIError
@@ -36,10 +38,11 @@ class AOI:
 
     id: str
     name: str
-    footprint: Polygon
+    footprint: Polygon | MultiPolygon
     """The area in WGS84 (lon/lat), as asked for."""
     geobox: GeoBox
-    """UTM grid at 10 m covering the footprint; every source returns data on exactly this grid."""
+    """UTM grid at 10 m covering the footprint's bounding box; every source returns data on exactly this grid.
+    Only the pixels inside() the footprint are the area: coverage, alerts and fires count there alone."""
     hotspot: HotSpot | None = None
 
     @property
@@ -61,21 +64,35 @@ class AOI:
     def bbox_wgs84(self) -> tuple[float, float, float, float]:
         return tuple(self.footprint.bounds)  # type: ignore[return-value]
 
+    def inside(self) -> np.ndarray:
+        """(y, x) bool: the grid's pixels whose centre lies in the footprint (all of a hot spot's square; a
+        drawn polygon leaves out the rest of its bounding box)."""
+        geom = Geometry(self.footprint, "EPSG:4326").to_crs(self.crs, resolution=RESOLUTION_M)
+        return np.asarray(rasterize(geom, self.geobox).values, dtype=bool)
 
-def _geobox_for(footprint: Polygon, resolution: float = RESOLUTION_M) -> GeoBox:
+
+def _geobox_for(footprint: Polygon | MultiPolygon, resolution: float = RESOLUTION_M) -> GeoBox:
     c = footprint.centroid
     crs = utm_crs(c.x, c.y)
     geom = Geometry(footprint, "EPSG:4326").to_crs(crs)
     return GeoBox.from_geopolygon(geom, resolution=resolution, crs=crs, tight=False)
 
 
-def _check_size(aoi_id: str, footprint: Polygon) -> None:
+def _check_size(aoi_id: str, footprint: Polygon | MultiPolygon) -> None:
+    """The grid covers the footprint's bounding box: that is what must fit (an L-shaped or two-part area costs
+    its whole box); the footprint itself must hold some pixels."""
     c = footprint.centroid
     t = Transformer.from_crs("EPSG:4326", utm_crs(c.x, c.y).to_wkt(), always_xy=True)
-    area = shapely.ops.transform(t.transform, footprint).area / 1e6
-    if area > MAX_AOI_KM2:
+    utm = shapely.ops.transform(t.transform, footprint)
+    grid, area = box(*utm.bounds).area / 1e6, utm.area / 1e6
+    if grid > MAX_AOI_KM2:
+        of = (
+            ""
+            if grid < 1.01 * area
+            else f" (its bounding box, which the analysis covers; the area is {area:.0f})"
+        )
         raise AOIError(
-            f"area {aoi_id!r} is {area:.0f} km², larger than the {MAX_AOI_KM2:.0f} km² one check may cover; "
+            f"area {aoi_id!r} is {grid:.0f} km²{of}, larger than the {MAX_AOI_KM2:.0f} km² one check may cover; "
             "split it into smaller boxes."
         )
     if area < 0.01:
@@ -100,7 +117,7 @@ def aoi_from_hotspot(h: HotSpot) -> AOI:
     return AOI(id=h.id, name=h.name, footprint=footprint, geobox=geobox, hotspot=h)
 
 
-def _adhoc_id(footprint: Polygon) -> str:
+def _adhoc_id(footprint: Polygon | MultiPolygon) -> str:
     digest = hashlib.sha1(footprint.wkb).hexdigest()[:8]
     return f"area-{digest}"
 
@@ -152,17 +169,21 @@ def aoi_from_geojson(
         geom = shapely.union_all([shape(g) for g in geoms])
     except Exception as e:  # shapely raises several types for broken rings
         raise AOIError(f"{label}: geometry cannot be read ({e}).") from e
-    if not geom.is_valid:
-        geom = shapely.make_valid(geom)
+    if not geom.is_valid:  # e.g. a ring that crosses itself: its polygonal parts (lines and points dropped)
+        geom = shapely.union_all([g for g in shapely.get_parts(shapely.make_valid(geom)) if g.area > 0])
+    if not isinstance(geom, (Polygon, MultiPolygon)) or geom.is_empty:
+        raise AOIError(
+            f"{label}: the polygon encloses no area; draw it with at least three distinct corners."
+        )
     minx, miny, maxx, maxy = geom.bounds
     if not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
         raise AOIError(
             f"{label}: coordinates are not lon/lat degrees (bounds {geom.bounds}); GeoJSON must be WGS84."
         )
-    fp = geom if isinstance(geom, Polygon) else geom.envelope
-    aid = aoi_id or _adhoc_id(fp)
-    _check_size(aid, fp)
-    return AOI(id=aid, name=name or "Ad hoc area", footprint=fp, geobox=_geobox_for(fp))
+    aid = aoi_id or _adhoc_id(geom)
+    _check_size(aid, geom)
+    # Never without pixels: at least 100 m² (_check_size), and rasterising keeps a thin shape's line of pixels.
+    return AOI(id=aid, name=name or "Ad hoc area", footprint=geom, geobox=_geobox_for(geom))
 
 
 def footprint_geojson(aoi: AOI) -> dict[str, Any]:

@@ -290,6 +290,10 @@ def analyse_area(
         limit_gb=settings.memory_limit_gb,
     )
     landcover = source.load_landcover(aoi)
+    # The area's pixels: a drawn polygon's, not the rest of the bounding box the grid covers.
+    inside = aoi.inside()
+    n_inside = int(inside.sum())
+    in_area = xr.DataArray(inside, dims=("y", "x"))
     if thermal == "auto":
         thermal = make_thermal_source(settings, source)
     fires = _load_fires(thermal, aoi, windows, warnings)
@@ -320,8 +324,8 @@ def analyse_area(
         days = xr.DataArray(ma["time"].values.astype("datetime64[D]").astype("int32"), dims="time")
         last_clear = days.where(ma["clear"], -1).max("time")
         lazy["optical_last_clear"] = last_clear.where(base["clear_count"] > 0, -1).astype("int32")
-        lazy["clear_share_before"] = mb["clear"].mean(("y", "x"))
-        lazy["clear_share_after"] = ma["clear"].mean(("y", "x"))
+        lazy["clear_share_before"] = (mb["clear"] & in_area).sum(("y", "x")) / n_inside
+        lazy["clear_share_after"] = (ma["clear"] & in_area).sum(("y", "x")) / n_inside
     else:
         warnings.append(
             "no Sentinel-2 scene in the "
@@ -378,10 +382,10 @@ def analyse_area(
             c[OPTICAL_P_LAYER] = irmad_p
 
     shape = aoi.shape
-    opt_obs = c.get("opt_observed", np.zeros(shape, bool))
-    sar_obs = c.get("sar_observed", np.zeros(shape, bool))
-    opt_frac = float(opt_obs.mean())
-    sar_frac = float(sar_obs.mean())
+    opt_obs = c.get("opt_observed", np.zeros(shape, bool)) & inside
+    sar_obs = c.get("sar_observed", np.zeros(shape, bool)) & inside
+    opt_frac = float(opt_obs.sum() / n_inside)
+    sar_frac = float(sar_obs.sum() / n_inside)
     clear_days = []
     if optical_ok:
         for ds, share in ((opt_b, c["clear_share_before"]), (opt_a, c["clear_share_after"])):
@@ -405,7 +409,7 @@ def analyse_area(
         sar_scenes_after=int(post.sum()),
         sar_observed_fraction=round(sar_frac, 4),
         sar_last=max(sar_days) if sar_days else None,
-        not_observed_fraction=round(float((~opt_obs & ~sar_obs).mean()), 4),
+        not_observed_fraction=round(float((inside & ~opt_obs & ~sar_obs).sum() / n_inside), 4),
         status=status,
     )
     if opt_frac < th.min_observed_fraction:
@@ -433,12 +437,14 @@ def analyse_area(
             optical_last_clear=c.get("optical_last_clear"),
             fires=Fires.from_frame(fires, str(aoi.crs)) if fires is not None else None,
             builtup=c["builtup"].astype(bool) if "builtup" in c else None,
+            inside=inside,
         )
         alerts = vectorise_alerts(evidence, geobox=aoi.geobox, area_id=aoi.id, mmu_ha=th.mmu_ha)
         if evidence.fires is not None and evidence.landcover is not None:
             outlines = [Geometry(a.geometry, "EPSG:4326").to_crs(aoi.crs).geom for a in alerts]
+            area_cover = np.where(inside, evidence.landcover, 0)  # the area's cropland only (0: no data)
             farm_fires = cropland_fires(
-                evidence.fires, evidence.landcover, aoi.geobox.affine, crop=LC_CROP, accounted=outlines
+                evidence.fires, area_cover, aoi.geobox.affine, crop=LC_CROP, accounted=outlines
             )
         alerts, seasonal_burns = set_aside_farm_burning(
             alerts,
@@ -455,7 +461,7 @@ def analyse_area(
             out / "chips.npz",
             before_rgb=c["before_rgb"],
             after_rgb=c["after_rgb"],
-            unobserved=~opt_obs[::step, ::step],
+            unobserved=(inside & ~opt_obs)[::step, ::step],
         )
         chips = "chips.npz"
     scene_ids = [str(s) for ds in (opt_b, opt_a, sar) for s in ds["scene_id"].values]

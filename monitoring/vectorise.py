@@ -147,6 +147,9 @@ class Evidence:
     builtup: np.ndarray | None = None
     """Built-up land as the radar test restricts structural damage to it (detect.sar.builtup_mask); None without
     radar."""
+    inside: np.ndarray | None = None
+    """The pixels of the area (AOI.inside: a drawn polygon within the grid's box); None: the whole grid. Alerts
+    are made of these pixels alone, as the grid's edge cuts an event that crosses it."""
 
 
 def _day(t: np.datetime64) -> date:
@@ -759,6 +762,10 @@ def _region_p(p: np.ndarray, pix: np.ndarray, tested: int) -> float | None:
     return max(region_p_value(inside, regions=tested / n), P_CITED_FLOOR)
 
 
+def _in_area(labels: np.ndarray, evidence: Evidence) -> np.ndarray:
+    return labels if evidence.inside is None else np.where(evidence.inside, labels, 0)
+
+
 def vectorise_alerts(
     evidence: Evidence,
     *,
@@ -786,14 +793,16 @@ def vectorise_alerts(
         radar_only |= new
     if not kinds:
         return []
-    labels = complete_structures(labels, kinds, evidence)
+    labels = _in_area(complete_structures(labels, kinds, evidence), evidence)
     core = np.bincount(labels.ravel(), minlength=max(kinds) + 1)
     # The MMU applies to each region with its weaker edge (grow_edges), as long as its core is half of it.
     candidates = {k for k in kinds if core[k] * px_ha >= MMU_CORE_SHARE * mmu_ha}
     labels = grow_edges(labels, kinds, evidence, only=candidates - radar_only)
     structures = {k for k in candidates if kinds[k] is ChangeType.STRUCTURAL_DAMAGE}
     seeded = labels
-    labels = grow_radar_edges(labels, kinds, evidence, only=structures | (candidates & radar_only))
+    labels = _in_area(
+        grow_radar_edges(labels, kinds, evidence, only=structures | (candidates & radar_only)), evidence
+    )
     # Radar's weaker edge extends a region; whether another sensor agrees is judged without it.
     radar_edge = labels != seeded
     counts = np.bincount(labels.ravel(), minlength=max(kinds) + 1)

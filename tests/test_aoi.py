@@ -38,6 +38,7 @@ def test_hotspot_aoi_is_a_utm48n_10m_square(h: HotSpot) -> None:
     assert aoi.footprint.contains(aoi.footprint.centroid)
     assert aoi.footprint.centroid.distance(Point(h.lon, h.lat)) < 0.001
     assert aoi.id == h.id and aoi.hotspot is h
+    assert aoi.inside().shape == aoi.shape and aoi.inside().all()  # the square is the whole grid
 
 
 def test_same_hotspot_same_pixels() -> None:
@@ -97,6 +98,43 @@ def test_geojson_aoi(tmp_path: Path) -> None:
     assert aoi_from_geojson(fc).id == aoi.id
 
 
+def test_a_drawn_polygon_is_the_area_not_its_bounding_box() -> None:
+    minx, miny, maxx, maxy = TEMPLE_BOX
+    triangle = {"type": "Polygon", "coordinates": [[[minx, miny], [maxx, miny], [minx, maxy], [minx, miny]]]}
+    aoi = aoi_from_geojson(triangle)
+    # The grid covers the bounding box; the area is the triangle's pixels, about half of them.
+    assert aoi.footprint.bounds == pytest.approx(TEMPLE_BOX)
+    inside = aoi.inside()
+    assert 0.47 < inside.mean() < 0.53
+    assert inside[-10, 10] and not inside[10, -10]  # the south-west corner is in, the north-east is not
+    # Two parts stay two parts (not their envelope); a ring that crosses itself keeps its two lobes.
+    west = _polygon(minx, miny, minx + 0.01, maxy)
+    east = _polygon(maxx - 0.01, miny, maxx, maxy)
+    parts = aoi_from_geojson(
+        {"type": "MultiPolygon", "coordinates": [west["coordinates"], east["coordinates"]]}
+    )
+    assert parts.footprint.geom_type == "MultiPolygon"
+    assert 0.45 < parts.inside().mean() < 0.55 and not parts.inside()[:, parts.shape[1] // 2].any()
+    bowtie = [[minx, miny], [maxx, maxy], [maxx, miny], [minx, maxy], [minx, miny]]
+    lobes = aoi_from_geojson({"type": "Polygon", "coordinates": [bowtie]})
+    assert lobes.footprint.is_valid and 0.45 < lobes.inside().mean() < 0.55
+
+
+def test_parts_far_apart_are_refused_for_the_box_between_them() -> None:
+    # Two small squares 400 km apart: small in area, but the grid would cover the box between them.
+    far = {
+        "type": "MultiPolygon",
+        "coordinates": [
+            _polygon(*TEMPLE_BOX)["coordinates"],
+            _polygon(102.0, 11.0, 102.04, 11.03)["coordinates"],
+        ],
+    }
+    with pytest.raises(
+        AOIError, match=r"km² \(its bounding box, which the analysis covers; the area is 2\d\)"
+    ):
+        aoi_from_geojson(far)
+
+
 @pytest.mark.parametrize(
     ("content", "match"),
     [
@@ -104,6 +142,15 @@ def test_geojson_aoi(tmp_path: Path) -> None:
         ("{not json", "not valid JSON"),
         (json.dumps({"type": "Point", "coordinates": [104.68, 14.39]}), "Polygon"),
         (json.dumps(_polygon(480000, 1590000, 484000, 1593000)), "lon/lat"),
+        (
+            json.dumps(
+                {
+                    "type": "Polygon",
+                    "coordinates": [[[104.6, 14.3], [104.7, 14.3], [104.6, 14.3], [104.6, 14.3]]],
+                }
+            ),
+            "encloses no area; draw it with at least three distinct corners",
+        ),
     ],
 )
 def test_bad_geojson_one_line(tmp_path: Path, content: str | None, match: str) -> None:

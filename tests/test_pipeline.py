@@ -3,6 +3,7 @@ the optical test's p-values)."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import stat
 from datetime import date
@@ -11,6 +12,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+import shapely
+from pyproj import Transformer
+from shapely.geometry import box, shape
 
 from monitoring import pipeline
 from monitoring.aoi import aoi_from_hotspot, windows_for
@@ -124,3 +128,39 @@ def test_the_optical_and_radar_layers_are_computed_apart_and_nothing_twice(
     assert any(k.startswith("worldcover") for k in optical) and not any(
         k.startswith("worldcover") for k in radar
     )
+
+
+def test_a_drawn_area_reports_its_own_pixels_only(tmp_path: Path) -> None:
+    # Chong Chom on 22 Dec 2025 asked for as the west half of its square (same grid): the struck compounds
+    # east of the line are not alerts of that area, the one west of it is, and nothing crosses the line.
+    settings = load_settings()
+    source = SimulatorSource(load_scenario(resolve_config_path(settings.simulator.scenario)))
+    square = aoi_from_hotspot(hotspot_by_id(load_hotspots(), "chong-chom"))
+    w, s, e, n = square.footprint.bounds
+    mid = (w + e) / 2
+    half = dataclasses.replace(square, footprint=box(w, s, mid, n))
+    windows = windows_for(date(2025, 12, 22), settings.windows)
+    runs = {
+        aoi.footprint.bounds: analyse_area(
+            aoi, windows, source=source, settings=settings, run_dir=tmp_path / k
+        )
+        for k, aoi in (("square", square), ("half", half))
+    }
+    whole, west = runs[square.footprint.bounds], runs[half.footprint.bounds]
+    to_utm = Transformer.from_crs("EPSG:4326", str(square.crs), always_xy=True).transform
+    area = shapely.ops.transform(to_utm, half.footprint)
+
+    def utm(a: Any) -> Any:
+        return shapely.ops.transform(to_utm, shape(a.geometry))
+
+    assert any(not utm(a).intersects(area) for a in whole.alerts)  # there is something east of the line
+    # A pixel belongs to the area by its centre: an outline may pass the line by half a pixel, no more.
+    assert west.alerts and all(utm(a).difference(area.buffer(5.01)).is_empty for a in west.alerts)
+    inner = [a for a in whole.alerts if area.buffer(-50).contains(utm(a))]
+    assert inner and sorted((a.change_type, a.area_ha) for a in inner) == sorted(
+        (a.change_type, a.area_ha) for a in west.alerts if area.buffer(-50).contains(utm(a))
+    )
+    # Coverage is the share of the area's own pixels; the chips hatch nothing outside it.
+    assert west.coverage is not None and west.coverage.optical_observed_fraction == 1.0
+    chips = np.load(area_dir(tmp_path / "half", half.id) / "chips.npz")
+    assert not chips["unobserved"].any()

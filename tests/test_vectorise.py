@@ -7,7 +7,7 @@ import shapely
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-from pyproj import Geod
+from pyproj import Geod, Transformer
 from scipy import ndimage
 from shapely.geometry import shape
 
@@ -93,6 +93,35 @@ def _burn_and_structure(shape_: tuple[int, int]) -> np.ndarray:
     codes[5:15, 5:15] = BURN
     codes[40:50, 40:45] = STRUCTURE
     return codes
+
+
+def test_alerts_are_made_of_the_areas_pixels_only() -> None:
+    # A drawn area that leaves out the grid's east half (x >= 30): the burn wholly outside makes no alert, the
+    # one across the edge is cut there as at the grid's own edge, and the one inside is as without the mask.
+    aoi = tiny_aoi()
+    codes = np.zeros(aoi.shape, "uint8")
+    codes[5:15, 5:15] = BURN  # inside, 1 ha
+    codes[20:30, 20:40] = BURN  # across the edge, 1 ha inside and 1 ha outside
+    codes[40:50, 40:50] = BURN  # outside
+    inside = np.zeros(aoi.shape, bool)
+    inside[:, :30] = True
+    whole = vectorise_alerts(_evidence(codes), geobox=aoi.geobox, area_id="x", mmu_ha=0.2)
+    ev = _evidence(codes)
+    cut = vectorise_alerts(
+        Evidence(**{**ev.__dict__, "inside": inside}), geobox=aoi.geobox, area_id="x", mmu_ha=0.2
+    )
+    assert sorted(a.area_ha for a in whole) == pytest.approx([1.0, 1.0, 2.0])
+    assert sorted(a.area_ha for a in cut) == pytest.approx([1.0, 1.0])
+    east = aoi.geobox.affine * (30, 0)
+    for a in cut:
+        utm = shapely.ops.transform(
+            Transformer.from_crs("EPSG:4326", str(aoi.crs), always_xy=True).transform, shape(a.geometry)
+        )
+        assert utm.bounds[2] <= east[0] + 1e-6
+    # Every pixel inside (the default, None) is the same as no mask.
+    everywhere = Evidence(**{**ev.__dict__, "inside": np.ones(aoi.shape, bool)})
+    same = vectorise_alerts(everywhere, geobox=aoi.geobox, area_id="x", mmu_ha=0.2)
+    assert [a.model_dump() for a in same] == [a.model_dump() for a in whole]
 
 
 def test_alerts_carry_type_area_dates_and_tiers() -> None:

@@ -13,6 +13,8 @@ import matplotlib
 matplotlib.use("Agg")  # no display on servers; Figure objects below never touch pyplot either
 
 import numpy as np
+import rasterio.features
+from affine import Affine
 from matplotlib import patheffects
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -37,6 +39,9 @@ CHANGE_COLOURS: dict[ChangeType, str] = {
     ChangeType.VEGETATION_LOSS: "#4363d8",  # not white: it must show on the hatching of what optics could not see
 }
 UNOBSERVED_RGBA = (0.35, 0.35, 0.35, 0.6)
+OUTSIDE_RGBA = (1.0, 1.0, 1.0, 0.6)
+"""The grid's box beyond a drawn area (not analysed for it): washed out, so it reads as neither quiet nor unseen."""
+OUTSIDE_LABEL = "Outside the area"
 
 
 @dataclass(frozen=True)
@@ -83,8 +88,13 @@ def _to_grid(crs: str) -> Transformer:
 
 def alert_polygons(alert: Alert, crs: str) -> list[Polygon]:
     """The alert's polygons in the chip's CRS (the grid's UTM zone)."""
+    return grid_polygons(alert.geometry, crs)
+
+
+def grid_polygons(geometry: dict[str, Any], crs: str) -> list[Polygon]:
+    """A GeoJSON (Multi)Polygon in lon/lat as polygons in the chip's CRS (the grid's UTM zone)."""
     t = _to_grid(crs)
-    g = shape(alert.geometry)
+    g = shape(geometry)
     g = shp_transform(g, lambda xy: np.column_stack(t.transform(xy[:, 0], xy[:, 1])))
     if isinstance(g, MultiPolygon):
         return list(g.geoms)
@@ -172,6 +182,26 @@ def _hatch_unobserved(ax: Any, unobserved: np.ndarray, extent: tuple[float, floa
         coll.set_linewidth(0)
 
 
+def outside_area(result: HotspotResult, shape: tuple[int, int]) -> np.ndarray:
+    """(h, w) bool on the chips: pixels whose centre lies outside the area's footprint. None of a hot spot's
+    square; the rest of a drawn polygon's bounding box, which the grid (and so the images) covers."""
+    left, bottom, right, top = result.bounds
+    h, w = shape
+    transform = Affine((right - left) / w, 0.0, left, 0.0, -(top - bottom) / h, top)
+    polys = grid_polygons(result.footprint, result.crs)
+    return rasterio.features.geometry_mask(polys, out_shape=shape, transform=transform)
+
+
+def _draw_outside(ax: Any, result: HotspotResult, outside: np.ndarray, extent: tuple[float, ...]) -> None:
+    overlay = np.zeros((*outside.shape, 4))
+    overlay[outside] = OUTSIDE_RGBA
+    ax.imshow(overlay, extent=extent, origin="upper", interpolation="nearest")
+    for poly in grid_polygons(result.footprint, result.crs):
+        for ring in (poly.exterior, *poly.interiors):
+            x, y = ring.xy
+            ax.plot(x, y, color="black", linewidth=0.9, linestyle=(0, (4, 2)), gid="area-outline")
+
+
 def _legend(fig: Figure, handles: list[Any], *, ncol: int) -> Any:
     return fig.legend(
         handles=handles,
@@ -217,6 +247,9 @@ def area_figure(result: HotspotResult, chips: Chips, *, order: list[Alert], dpi:
     _panel(ax_before, chips.before_rgb, extent, f"Before  {date_range(w.before)}")
     _panel(ax_after, chips.after_rgb, extent, f"After  {date_range(w.after)}")
     _hatch_unobserved(ax, chips.unobserved, extent)
+    outside = outside_area(result, chips.unobserved.shape)
+    if outside.any():
+        _draw_outside(ax, result, outside, extent)
     # Context beneath the alerts, thin and broken: burns set aside as farm burning, alerts no longer detected.
     context = [(FARM_BURNING, result.seasonal_burns), (WITHDRAWN, result.withdrawn)]
     for style, alerts in context:
@@ -285,6 +318,8 @@ def area_figure(result: HotspotResult, chips: Chips, *, order: list[Alert], dpi:
         handles.append(
             Patch(facecolor=UNOBSERVED_RGBA, edgecolor="white", hatch="////", label="No clear optical view")
         )
+    if outside.any():
+        handles.append(Patch(facecolor="#f2f2f2", edgecolor="black", linestyle="--", label=OUTSIDE_LABEL))
     if not present:
         handles.insert(0, Line2D([], [], linestyle="none", label="No change alerts"))
     legend = _legend(fig, handles, ncol=min(6, len(handles)))

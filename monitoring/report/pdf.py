@@ -589,6 +589,9 @@ def _centre_text(result: HotspotResult) -> str:
     text = f"{abs(c.y):.4f}° {ns}, {abs(c.x):.4f}° {ew}"
     left, bottom, right, top = result.bounds
     size = f"{(right - left) / 1000:.1f} × {(top - bottom) / 1000:.1f} km"
+    drawn_km2 = sum(p.area for p in figures.grid_polygons(result.footprint, result.crs)) / 1e6
+    if drawn_km2 < 0.95 * (right - left) * (top - bottom) / 1e6:  # a drawn shape, not its whole box
+        size = f"{drawn_km2:.1f} km² in a {size} box"
     if result.coordinates == "sourced":
         return f"{text} (coordinates from public sources); area {size}"
     if result.coordinates == "estimated":

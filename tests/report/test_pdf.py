@@ -378,3 +378,29 @@ def test_map_outlines_withdrawn_alerts_where_they_were(tmp_path: Path) -> None:
     assert len(drawn) == len(figures.alert_polygons(r.alerts[0], r.crs))
     labels = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
     assert "No longer detected" in labels
+
+
+def test_map_washes_out_what_lies_outside_a_drawn_area() -> None:
+    from monitoring.report import figures
+
+    r, chips = next((r, c) for r, c in sample_results(RUN_DATE, simulated=True, size_px=64) if r.alerts and c)
+    plain = figures.area_figure(r, chips, order=r.alerts)
+    assert not figures.outside_area(r, chips.unobserved.shape).any()  # a hot spot's square is its grid
+    assert not [line for line in plain.axes[0].get_lines() if line.get_gid() == "area-outline"]
+    # The same grid, asked for as the triangle of its west and south edges.
+    (w, s), (e, _), (_, n) = (
+        figures._to_grid(r.crs).transform(x, y, direction="INVERSE")
+        for x, y in ((r.bounds[0], r.bounds[1]), (r.bounds[2], r.bounds[1]), (r.bounds[0], r.bounds[3]))
+    )
+    triangle = {"type": "Polygon", "coordinates": [[[w, s], [e, s], [w, n], [w, s]]]}
+    drawn = r.model_copy(update={"footprint": triangle})
+    outside = figures.outside_area(drawn, chips.unobserved.shape)
+    assert 0.45 < outside.mean() < 0.55 and outside[0, -1] and not outside[-1, 0]
+    fig = figures.area_figure(drawn, chips, order=drawn.alerts)
+    assert [line for line in fig.axes[0].get_lines() if line.get_gid() == "area-outline"]
+    labels = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+    assert figures.OUTSIDE_LABEL in labels
+    from monitoring.report.pdf import _centre_text
+
+    assert "box" not in _centre_text(r)
+    assert re.search(r"area 0\.2 km² in a 0\.6 × 0\.6 km box$", _centre_text(drawn))
