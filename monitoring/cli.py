@@ -381,8 +381,10 @@ def check(
         daily.check_request(
             settings, last_day=a[1], out_dir=str(out) if out else None, names=("--after window end", "--out")
         )
+        share = float(aoi.inside().mean())
+        drawn = f" ({share * aoi.area_km2:.1f} km² of it in the area drawn)" if share < 0.95 else ""
         err_console.print(
-            f"Area {aoi.id!r}: {aoi.area_km2:.1f} km², {aoi.shape[1]} x {aoi.shape[0]} px at 10 m"
+            f"Area {aoi.id!r}: {aoi.area_km2:.1f} km², {aoi.shape[1]} x {aoi.shape[0]} px at 10 m{drawn}"
         )
         with _ProgressView(err_console).showing():
             run_dir = area_check.area_check(
