@@ -138,6 +138,32 @@ def aoi_from_bbox(
     return AOI(id=aid, name=name or f"Area {bbox}", footprint=fp, geobox=_geobox_for(fp))
 
 
+def _polygons(obj: Any, label: str) -> list[dict[str, Any]]:
+    """The (Multi)Polygon geometries of a GeoJSON geometry, Feature or FeatureCollection (AOIError naming the
+    first part that is not one)."""
+    expected = "give a Polygon or MultiPolygon (or Features of them) in lon/lat"
+    kind = obj.get("type") if isinstance(obj, dict) else type(obj).__name__
+    if kind == "FeatureCollection":
+        features = obj.get("features") or []
+        if not features:
+            raise AOIError(f"{label}: the FeatureCollection has no features; {expected}.")
+    elif kind == "Feature":
+        features = [obj]
+    elif kind in ("Polygon", "MultiPolygon"):
+        return [obj]
+    else:
+        raise AOIError(f"{label}: the GeoJSON is a {kind!r}; {expected}.")
+    geoms: list[dict[str, Any]] = []
+    for i, f in enumerate(features, start=1):
+        g = f.get("geometry") if isinstance(f, dict) else None
+        found = g.get("type") if isinstance(g, dict) else None
+        if not isinstance(g, dict) or found not in ("Polygon", "MultiPolygon"):
+            what = f"a {found!r}" if found else "no geometry"
+            raise AOIError(f"{label}: feature {i} of {len(features)} has {what}; {expected}.")
+        geoms.append(g)
+    return geoms
+
+
 def aoi_from_geojson(
     source: str | Path | dict[str, Any], *, aoi_id: str | None = None, name: str | None = None
 ) -> AOI:
@@ -153,18 +179,7 @@ def aoi_from_geojson(
             raise AOIError(f"{p}: GeoJSON file not found.") from e
         except json.JSONDecodeError as e:
             raise AOIError(f"{p}: not valid JSON ({e.msg} at line {e.lineno}).") from e
-    geoms = []
-    kind = obj.get("type") if isinstance(obj, dict) else None
-    if kind == "FeatureCollection":
-        geoms = [f.get("geometry") for f in obj.get("features", [])]
-    elif kind == "Feature":
-        geoms = [obj.get("geometry")]
-    elif kind in ("Polygon", "MultiPolygon"):
-        geoms = [obj]
-    if not geoms or any(g is None or g.get("type") not in ("Polygon", "MultiPolygon") for g in geoms):
-        raise AOIError(
-            f"{label}: expected a Polygon or MultiPolygon (or Features of them) in lon/lat, got {kind!r}."
-        )
+    geoms = _polygons(obj, label)
     try:
         geom = shapely.union_all([shape(g) for g in geoms])
     except Exception as e:  # shapely raises several types for broken rings

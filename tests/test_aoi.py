@@ -140,7 +140,21 @@ def test_parts_far_apart_are_refused_for_the_box_between_them() -> None:
     [
         (None, "not found"),
         ("{not json", "not valid JSON"),
-        (json.dumps({"type": "Point", "coordinates": [104.68, 14.39]}), "Polygon"),
+        (json.dumps({"type": "Point", "coordinates": [104.68, 14.39]}), "is a 'Point'; give a Polygon"),
+        (json.dumps([104.68, 14.39]), "is a 'list'; give a Polygon"),
+        (json.dumps({"type": "FeatureCollection", "features": []}), "has no features; give a Polygon"),
+        (
+            json.dumps(
+                {
+                    "type": "FeatureCollection",
+                    "features": [
+                        {"type": "Feature", "properties": {}, "geometry": _polygon(*TEMPLE_BOX)},
+                        {"type": "Feature", "properties": {}, "geometry": None},
+                    ],
+                }
+            ),
+            "feature 2 of 2 has no geometry; give a Polygon",
+        ),
         (json.dumps(_polygon(480000, 1590000, 484000, 1593000)), "lon/lat"),
         (
             json.dumps(
