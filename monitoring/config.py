@@ -324,8 +324,10 @@ class Settings(BaseSettings):
         return env_settings, init_settings
 
 
-def _format_validation_error(path: Path, err: ValidationError, data: Any) -> str:
-    """One line naming the file, the hot spot (when there is one) and the field."""
+def _format_validation_error(
+    path: Path | str, err: ValidationError, data: Any, *, fix: str = "Fix that value in the file"
+) -> str:
+    """One line naming the file (or what else gave the value), the hot spot (when there is one) and the field."""
     first = err.errors()[0]
     loc = list(first["loc"])
     where = ""
@@ -341,7 +343,7 @@ def _format_validation_error(path: Path, err: ValidationError, data: Any) -> str
     field = ".".join(str(p) for p in loc) or "(file)"
     value = first.get("input")
     shown = "" if isinstance(value, dict | list) else f" (got {value!r})"
-    return f"{path}: {where}field '{field}': {first['msg']}{shown}. Fix that value in the file and run again."
+    return f"{path}: {where}field '{field}': {first['msg']}{shown}. {fix} and run again."
 
 
 def yaml_error(path: Path, e: yaml.YAMLError) -> ConfigError:
@@ -388,7 +390,22 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
     try:
         return Settings(**data)
     except ValidationError as e:
+        var = _env_origin(e.errors()[0]["loc"])
+        if var is not None:  # the environment wins over the file: the file is not where to look
+            where = f"environment variable {var}"
+            raise ConfigError(_format_validation_error(where, e, {}, fix=f"Fix or unset {var}")) from e
         raise ConfigError(_format_validation_error(path, e, data)) from e
+
+
+def _env_origin(loc: tuple[int | str, ...]) -> str | None:
+    """The BORDERWATCH_* variable that set the field at loc (or a section holding it), if one did."""
+    names = {k.upper(): k for k in os.environ}
+    parts = [str(p).upper() for p in loc]
+    for n in range(len(parts), 0, -1):
+        name = "BORDERWATCH_" + "__".join(parts[:n])
+        if name in names:
+            return names[name]
+    return None
 
 
 def resolve_config_path(p: str | Path) -> Path:

@@ -172,10 +172,20 @@ def test_env_overrides_settings_file(config_copy: Path, monkeypatch: pytest.Monk
 
 
 def test_bad_env_value_is_a_config_error(config_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The message names the variable, not the file, whose value is fine: the file is not where to look.
     monkeypatch.setenv("BORDERWATCH_THRESHOLDS__MMU_HA", "-1")
-    with pytest.raises(ConfigError, match="mmu_ha") as e:
+    with pytest.raises(
+        ConfigError,
+        match=r"^environment variable BORDERWATCH_THRESHOLDS__MMU_HA: field 'thresholds\.mmu_ha': .*greater "
+        r"than 0 \(got '-1'\)\. Fix or unset BORDERWATCH_THRESHOLDS__MMU_HA and run again\.$",
+    ) as e:
         load_settings()
     assert "\n" not in str(e.value)
+    # A whole section set as JSON is named the same way.
+    monkeypatch.delenv("BORDERWATCH_THRESHOLDS__MMU_HA")
+    monkeypatch.setenv("BORDERWATCH_THRESHOLDS", '{"mmu_ha": 0}')
+    with pytest.raises(ConfigError, match=r"^environment variable BORDERWATCH_THRESHOLDS: field 'thresholds"):
+        load_settings()
 
 
 def test_bad_settings_field(config_copy: Path) -> None:
