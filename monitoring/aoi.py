@@ -64,11 +64,14 @@ class AOI:
     def bbox_wgs84(self) -> tuple[float, float, float, float]:
         return tuple(self.footprint.bounds)  # type: ignore[return-value]
 
+    def footprint_in_grid(self) -> Geometry:
+        """The footprint in the grid's CRS (its edges followed to within a pixel)."""
+        return Geometry(self.footprint, "EPSG:4326").to_crs(self.crs, resolution=RESOLUTION_M)
+
     def inside(self) -> np.ndarray:
         """(y, x) bool: the grid's pixels whose centre lies in the footprint (all of a hot spot's square; a
         drawn polygon leaves out the rest of its bounding box)."""
-        geom = Geometry(self.footprint, "EPSG:4326").to_crs(self.crs, resolution=RESOLUTION_M)
-        return np.asarray(rasterize(geom, self.geobox).values, dtype=bool)
+        return np.asarray(rasterize(self.footprint_in_grid(), self.geobox).values, dtype=bool)
 
 
 def _geobox_for(footprint: Polygon | MultiPolygon, resolution: float = RESOLUTION_M) -> GeoBox:

@@ -41,7 +41,7 @@ from monitoring.sources.base import LC_CROP, ImagerySource, check_optical, check
 from monitoring.sources.thermal import ThermalSource, check_fires, utc_day_bounds
 from monitoring.store import AlertStore
 from monitoring.track import track_alerts
-from monitoring.vectorise import OPTICAL_P_LAYER, Evidence, vectorise_alerts
+from monitoring.vectorise import OPTICAL_P_LAYER, Evidence, coverage_gaps, vectorise_alerts
 
 log = logging.getLogger(__name__)
 
@@ -464,6 +464,7 @@ def analyse_area(
             unobserved=(inside & ~opt_obs)[::step, ::step],
         )
         chips = "chips.npz"
+    gaps = coverage_gaps(opt_obs, sar_obs, inside, aoi.geobox, aoi.footprint_in_grid().geom)
     scene_ids = [str(s) for ds in (opt_b, opt_a, sar) for s in ds["scene_id"].values]
     result = HotspotResult(
         **_base_fields(aoi, windows, source.name, source.simulated),
@@ -475,6 +476,7 @@ def analyse_area(
         cropland_fires=farm_fires,
         thermal_source=thermal.name if fires is not None and thermal is not None else None,
         fires=_fire_records(fires, aoi, windows) if fires is not None else [],
+        gaps=gaps,
         scene_ids=scene_ids,
         chips=chips,
         seconds=round(time.perf_counter() - t0, 2),

@@ -147,6 +147,37 @@ class Coverage(_Record):
     status: Literal["observed", "partly observed", "not observed", "failed"]
 
 
+SENSOR_S1, SENSOR_S2 = "sentinel-1", "sentinel-2"
+
+
+class ObservationGap(_Record):
+    """Part of an area that a sensor did not observe in the after window: no alert there is not 'no change'."""
+
+    not_seen_by: list[str]
+    """'sentinel-2' (no clear optical look, before and after: burn scars, earthworks and crater fields not assessed
+    optically; radar saw it), 'sentinel-1' (layover, shadow or no pass: radar's change not assessed; optics saw
+    it), or both (nothing assessed)."""
+    area_ha: float
+    """Its area, counted in 10 m pixels (the fractions of Coverage), not from the outline."""
+    geometry: dict[str, Any]
+    """GeoJSON (Multi)Polygon in WGS84, outlined on 30 m cells (each cell goes to the case most of its pixels
+    are in)."""
+
+    @property
+    def statement(self) -> str:
+        if self.not_seen_by == [SENSOR_S2]:
+            return (
+                "No clear Sentinel-2 view: burn scars, earthworks and crater fields not assessed optically here; "
+                "Sentinel-1 observed it."
+            )
+        if self.not_seen_by == [SENSOR_S1]:
+            return (
+                "No Sentinel-1 view (layover, shadow or no pass): radar change not assessed here; "
+                "Sentinel-2 observed it."
+            )
+        return "Observed by neither sensor: nothing was assessed here; no alert does not mean no change."
+
+
 class FireDetection(_Record):
     """One active-fire pixel (VIIRS 375 m, MODIS 1 km) at one overpass, as NASA FIRMS gives it."""
 
@@ -224,6 +255,8 @@ class HotspotResult(_Record):
     fires: list[FireDetection] = Field(default_factory=list)
     """Active-fire detections inside the area in the after window (all of them, on alerts or not: a fire that left
     no scar the images could see is still a fire). Thick cloud hides fires from VIIRS too: none is not proof."""
+    gaps: list[ObservationGap] = Field(default_factory=list)
+    """Where a sensor did not observe the area in the after window, by which sensor missed it (disjoint)."""
     scene_ids: list[str] = Field(default_factory=list)
     chips: str | None = None
     """File name (inside the area folder) of chips.npz: before_rgb, after_rgb (uint8 HxWx3), unobserved (bool: no

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import rasterio.features
 import shapely
+from affine import Affine
 from odc.geo.geobox import GeoBox
 from pyproj import Transformer
 from scipy import ndimage
@@ -29,7 +30,7 @@ from monitoring.fuse import (
     confidence_tier,
     summarise_fires,
 )
-from monitoring.results import Alert, ChangeType
+from monitoring.results import SENSOR_S1, SENSOR_S2, Alert, ChangeType, ObservationGap
 from monitoring.sources.base import LC_BARE, LC_CROP, LC_WATER
 
 EIGHT = np.ones((3, 3), dtype=bool)
@@ -998,3 +999,63 @@ def _scenes_between(evidence: Evidence, method: str, start: int) -> list[str]:
     """Scene ids of the method's observations from `start` (the last clear look before) onwards."""
     ids = evidence.scene_ids.get(method, ())
     return list(ids[max(start, 0) :])
+
+
+GAP_CELL_PX = 3
+"""Coverage gaps are outlined on 30 m cells: cloud masks are grown by 120 m anyway, and a 10 m staircase would
+swell the GeoJSON without saying more."""
+
+
+def coverage_gaps(
+    optical: np.ndarray,
+    radar: np.ndarray,
+    inside: np.ndarray,
+    geobox: GeoBox,
+    footprint: Any,
+    *,
+    cell_px: int = GAP_CELL_PX,
+) -> list[ObservationGap]:
+    """Outlines (WGS84) of the area's pixels each sensor did not observe, by which sensor missed them: optics
+    alone, radar alone, or both (disjoint). optical, radar: (y, x) bool, observed in the after window; inside:
+    the area's pixels (AOI.inside); footprint: the area in the grid's CRS, which clips the outlines."""
+    px_ha = abs(geobox.resolution.x * geobox.resolution.y) / 1e4
+    cases = {
+        (SENSOR_S2,): inside & ~optical & radar,
+        (SENSOR_S1,): inside & optical & ~radar,
+        (SENSOR_S1, SENSOR_S2): inside & ~optical & ~radar,
+    }
+    # Each 30 m cell goes to the case most of its pixels are in (observed by both, or outside the area, count too).
+    h, w = inside.shape
+    pad = ((0, -h % cell_px), (0, -w % cell_px))
+    stacks = [*cases.values(), inside & optical & radar, ~inside]
+    counts = np.stack(
+        [
+            np.pad(m, pad).reshape(-(-h // cell_px), cell_px, -(-w // cell_px), cell_px).sum((1, 3))
+            for m in stacks
+        ]
+    )
+    winner = counts.argmax(axis=0)
+    transform = geobox.affine * Affine.scale(cell_px)
+    to_ll = Transformer.from_crs(str(geobox.crs), "EPSG:4326", always_xy=True)
+    gaps = []
+    for i, (sensors, mask) in enumerate(cases.items()):
+        cells = winner == i
+        if not mask.any() or not cells.any():
+            continue
+        pieces = [
+            shape(g)
+            for g, _ in rasterio.features.shapes(
+                cells.astype("uint8"), mask=cells, transform=transform, connectivity=4
+            )
+        ]
+        outline = shapely.make_valid(shapely.union_all(pieces)).intersection(footprint)
+        polygons = [orient(p) for p in shapely.get_parts(outline) if p.geom_type == "Polygon" and p.area > 0]
+        if not polygons:
+            continue
+        ll = shapely.ops.transform(to_ll.transform, shapely.MultiPolygon(polygons))
+        gaps.append(
+            ObservationGap(
+                not_seen_by=list(sensors), area_ha=round(float(mask.sum()) * px_ha, 2), geometry=mapping(ll)
+            )
+        )
+    return gaps

@@ -24,6 +24,7 @@ from monitoring.evaluate import score_area
 from monitoring.pipeline import analyse_area, record_failure, save_result
 from monitoring.results import ChangeType, HotspotResult, area_dir
 from monitoring.sources.simulator import SimulatorSource, load_scenario
+from monitoring.sources.simulator.scenario import CloudSettings
 
 
 @pytest.mark.slow
@@ -164,3 +165,28 @@ def test_a_drawn_area_reports_its_own_pixels_only(tmp_path: Path) -> None:
     assert west.coverage is not None and west.coverage.optical_observed_fraction == 1.0
     chips = np.load(area_dir(tmp_path / "half", half.id) / "chips.npz")
     assert not chips["unobserved"].any()
+
+
+def test_what_neither_sensor_saw_is_outlined_and_adds_up_to_the_coverage(tmp_path: Path) -> None:
+    # 70% of every Sentinel-2 scene clouded: some of the area never had a clear look in the after window.
+    settings = load_settings()
+    scenario = load_scenario(resolve_config_path(settings.simulator.scenario))
+    cloudy = scenario.model_copy(update={"clouds": CloudSettings(fraction=0.7)})
+    spot = hotspot_by_id(load_hotspots(), "chong-chom")
+    aoi = aoi_from_hotspot(spot.model_copy(update={"aoi_km": 2.0}))
+    result = analyse_area(
+        aoi,
+        windows_for(date(2025, 12, 22), settings.windows),
+        source=SimulatorSource(cloudy, seed=settings.simulator.seed),
+        settings=settings,
+        run_dir=tmp_path,
+    )
+    cov = result.coverage
+    assert cov is not None and 0 < cov.optical_observed_fraction < 1
+    gaps = {tuple(g.not_seen_by): g for g in result.gaps}
+    optical_gap = sum(g.area_ha for s, g in gaps.items() if "sentinel-2" in s)
+    assert optical_gap == pytest.approx((1 - cov.optical_observed_fraction) * aoi.area_km2 * 100, abs=0.03)
+    neither = gaps.get(("sentinel-1", "sentinel-2"))
+    assert (neither.area_ha if neither else 0.0) == pytest.approx(
+        cov.not_observed_fraction * aoi.area_km2 * 100, abs=0.02
+    )

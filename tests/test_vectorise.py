@@ -25,6 +25,7 @@ from monitoring.vectorise import (
     RING_PX,
     Evidence,
     _crop_rise,
+    coverage_gaps,
     grow_edges,
     soil_regions,
     solidity,
@@ -889,3 +890,37 @@ def test_a_fire_in_a_burns_interval_makes_it_highest_and_is_reported() -> None:
         Evidence(**{**ev.__dict__, "fires": empty}), geobox=aoi.geobox, area_id="x", mmu_ha=0.2
     )
     assert burn.thermal_detections == 0 and burn.confidence is Confidence.LOW  # looked, saw no fire
+
+
+def test_coverage_gaps_say_which_sensor_missed_where() -> None:
+    aoi = tiny_aoi()
+    shape_ = aoi.shape
+    optical = np.ones(shape_, bool)
+    radar = np.ones(shape_, bool)
+    optical[:, :21] = False  # a cloud over the west third...
+    radar[:9, :] = False  # ...radar's shadow along the north edge
+    inside = aoi.inside()
+    footprint = aoi.footprint_in_grid().geom
+    gaps = {tuple(g.not_seen_by): g for g in coverage_gaps(optical, radar, inside, aoi.geobox, footprint)}
+    assert set(gaps) == {("sentinel-2",), ("sentinel-1",), ("sentinel-1", "sentinel-2")}
+    px_ha = 0.01
+    for sensors, mask in (
+        (("sentinel-2",), ~optical & radar),
+        (("sentinel-1",), optical & ~radar),
+        (("sentinel-1", "sentinel-2"), ~optical & ~radar),
+    ):
+        gap = gaps[sensors]
+        assert gap.area_ha == pytest.approx((mask & inside).sum() * px_ha)
+        utm = shapely.ops.transform(
+            Transformer.from_crs("EPSG:4326", str(aoi.crs), always_xy=True).transform, shape(gap.geometry)
+        )
+        assert utm.is_valid and footprint.buffer(0.01).contains(utm)
+        # Outlined on 30 m cells (these edges fall on cell lines), clipped to the box's lon/lat outline.
+        assert utm.area / 1e4 == pytest.approx(gap.area_ha, abs=0.6)
+    # The three are disjoint, and say what was and was not assessed.
+    outlines = [shape(g.geometry) for g in gaps.values()]
+    assert all(a.intersection(b).area < 1e-12 for i, a in enumerate(outlines) for b in outlines[i + 1 :])
+    assert "nothing was assessed" in gaps[("sentinel-1", "sentinel-2")].statement
+    # All seen: no gap.
+    seen = np.ones(shape_, bool)
+    assert coverage_gaps(seen, seen, inside, aoi.geobox, footprint) == []

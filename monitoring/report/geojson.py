@@ -16,7 +16,7 @@ from monitoring.errors import ReportError
 from monitoring.report.fires import FireOnAlert, iso_utc, match_fires, pixel_m
 from monitoring.report.load import sort_results
 from monitoring.report.text import coverage_line, fire_line, notice, observation_status, statement
-from monitoring.results import CHANGE_LABELS, Alert, HotspotResult
+from monitoring.results import CHANGE_LABELS, Alert, HotspotResult, ObservationGap
 
 DECIMALS = 6
 """RFC 7946 §11.2: six decimals of a degree is about 10 cm, finer than any 10 m pixel."""
@@ -94,6 +94,27 @@ def _alert_feature(
     )
     geometry = clean_geometry(alert.geometry, what=f"alert {alert.id!r} of area {result.area_id!r}")
     return {"type": "Feature", "id": alert.id, "geometry": geometry, "properties": props}
+
+
+def _gap_feature(result: HotspotResult, gap: ObservationGap, *, simulated: bool) -> dict[str, Any]:
+    """Where a sensor did not observe the area in the after window (feature_type 'not_observed')."""
+    w = result.windows
+    props: dict[str, Any] = {
+        "feature_type": "not_observed",
+        "hotspot_id": result.area_id,
+        "hotspot": result.name,
+        "not_seen_by": gap.not_seen_by,
+        "not_seen_by_text": " and ".join(gap.not_seen_by),
+        "area_ha": gap.area_ha,
+        "statement": gap.statement,
+        "after_start": w.after[0].isoformat(),
+        "after_end": w.after[1].isoformat(),
+        "simulated": simulated,
+    }
+    what = f"not-observed outline ({', '.join(gap.not_seen_by)}) of area {result.area_id!r}"
+    geometry = clean_geometry(gap.geometry, what=what)
+    fid = f"gap:{result.area_id}:{'+'.join(gap.not_seen_by)}"
+    return {"type": "Feature", "id": fid, "geometry": geometry, "properties": props}
 
 
 def _fire_feature(
@@ -222,7 +243,8 @@ def feature_collection(
     simulated: bool,
     generated: datetime | None = None,
 ) -> dict[str, Any]:
-    """The briefing's FeatureCollection: area footprints first (drawn underneath), then per area its alerts by
+    """The briefing's FeatureCollection: area footprints first (drawn underneath), then where each sensor did not
+    observe each area (feature_type 'not_observed', by which sensor missed it), then per area its alerts by
     size, the burns set aside as farm burning (feature_type 'seasonal_burn', not alerts), the alerts earlier daily
     runs reported that this run no longer detects (feature_type 'withdrawn_alert', as last reported), and its
     active-fire detections in the after window as Points in time order (feature_type 'fire_detection').
@@ -247,6 +269,8 @@ def feature_collection(
         per_area.append(area)
     matches = {r.area_id: match_fires(r) for r in results}
     features = [_observation_feature(r, matches[r.area_id], simulated=simulated) for r in results]
+    # What was not seen, above the footprints and beneath the alerts.
+    features += [_gap_feature(r, g, simulated=simulated) for r in results for g in r.gaps]
     for r, area in zip(results, per_area, strict=True):
         features.extend(area)
         features.extend(

@@ -9,6 +9,7 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+from odc.geo.geobox import GeoBox
 from pyproj import Transformer
 from scipy import ndimage
 from shapely import affinity, contains_xy
@@ -27,6 +28,7 @@ from monitoring.results import (
     Windows,
     area_dir,
 )
+from monitoring.vectorise import coverage_gaps
 
 RES_M = 10.0
 
@@ -464,6 +466,10 @@ def sample_results(
             out.append((res, None))
             continue
         after = np.where(unobserved[..., None], 0.86, after)
+        # Where each sensor missed, outlined as the pipeline does (radar saw everything it had a scene of).
+        radar = np.full((n, n), cov.sar_observed_fraction > 0)
+        geobox = GeoBox.from_bbox(grid.bounds, crs=grid.crs, resolution=RES_M)
+        gaps = coverage_gaps(~unobserved, radar, np.ones((n, n), bool), geobox, box(*grid.bounds))
         chips = Chips(
             before_rgb=(np.clip(before, 0, 1) * 255).astype(np.uint8),
             after_rgb=(np.clip(after, 0, 1) * 255).astype(np.uint8),
@@ -477,6 +483,7 @@ def sample_results(
             alerts=alerts,
             thermal_source=thermal,
             fires=fires,
+            gaps=gaps,
             chips="chips.npz",
             scene_ids=["S2B_MSIL2A_20251210", "S1A_IW_GRDH_20251212"],
         )

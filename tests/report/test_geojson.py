@@ -45,7 +45,8 @@ def test_feature_collection_is_rfc7946(tmp_path: Path) -> None:
     n_alerts = sum(len(r.alerts) for r in results)
     n_fires = sum(len(r.fires) for r in results)
     assert n_fires, "the samples must include active fires for this test to mean anything"
-    assert len(fc["features"]) == n_alerts + n_fires + len(results)
+    n_gaps = sum(len(r.gaps) for r in results)
+    assert len(fc["features"]) == n_alerts + n_fires + n_gaps + len(results)
     for f in fc["features"]:
         assert f["type"] == "Feature"
         if f["properties"]["feature_type"] == "fire_detection":
@@ -337,3 +338,32 @@ def test_tracked_areas_count_new_alerts_and_show_withdrawn_ones(tmp_path: Path) 
     assert other["previous_run"] is None
     df = gpd.read_file(path)
     assert (df["feature_type"] == "alert").sum() == sum(len(x.alerts) for x in results)
+
+
+def test_what_was_not_seen_is_outlined_by_which_sensor_missed_it(tmp_path: Path) -> None:
+    results = _results()
+    path, fc = _write(tmp_path, results)
+    kinds = [f["properties"]["feature_type"] for f in fc["features"]]
+    gaps = [f for f in fc["features"] if f["properties"]["feature_type"] == "not_observed"]
+    # Above the footprints, beneath every alert.
+    assert gaps and kinds.index("not_observed") > max(i for i, k in enumerate(kinds) if k == "observation")
+    assert max(i for i, k in enumerate(kinds) if k == "not_observed") < kinds.index("alert")
+    by_area = {(f["properties"]["hotspot_id"], f["properties"]["not_seen_by_text"]): f for f in gaps}
+    # chong-an-ma had no radar scene and a cloud: radar missed all of it, and both missed the cloud.
+    assert set(by_area) == {
+        ("chong-an-ma", "sentinel-1"),
+        ("chong-an-ma", "sentinel-1 and sentinel-2"),
+        ("chong-bok", "sentinel-1"),
+        ("chong-bok", "sentinel-1 and sentinel-2"),
+    }
+    cloud = by_area[("chong-an-ma", "sentinel-1 and sentinel-2")]["properties"]
+    assert cloud["statement"].startswith("Observed by neither sensor") and cloud["area_ha"] > 0
+    assert cloud["after_end"] == "2025-12-22" and cloud["simulated"] is True
+    assert all(f["geometry"]["type"] == "MultiPolygon" for f in gaps)
+    # Their pixel areas add up to what the area's coverage says neither sensor saw.
+    area = next(r for r in results if r.area_id == "chong-an-ma")
+    assert area.coverage is not None
+    side_ha = 48 * 48 * 0.01
+    assert cloud["area_ha"] == pytest.approx(area.coverage.not_observed_fraction * side_ha, abs=0.01)
+    df = gpd.read_file(path)
+    assert (df["feature_type"] == "not_observed").sum() == 4 and df.crs.to_epsg() == 4326
