@@ -725,8 +725,8 @@ PRIMARY = {
     ChangeType.STRUCTURAL_DAMAGE: "s1-welch-t",
 }
 CORROBORATORS = {
-    "sentinel-2": ("s1-welch-t",),
-    "sentinel-1": ("cva", "dnbr", "soil-exposure"),
+    SENSOR_S2: ("s1-welch-t",),
+    SENSOR_S1: ("cva", "dnbr", "soil-exposure"),
 }
 
 
@@ -851,8 +851,8 @@ def vectorise_alerts(
     p_layers = {
         sensor: (layer, int(np.isfinite(layer).sum()))
         for sensor, layer in (
-            ("sentinel-1", L.get(f"{SAR_METHOD}.p_value")),
-            ("sentinel-2", L.get(OPTICAL_P_LAYER)),
+            (SENSOR_S1, L.get(f"{SAR_METHOD}.p_value")),
+            (SENSOR_S2, L.get(OPTICAL_P_LAYER)),
         )
         if layer is not None
     }
@@ -882,12 +882,12 @@ def vectorise_alerts(
             rbr = round(float(np.nanmean(rbr_v)), 4) if np.isfinite(rbr_v).any() else None
         p_value, optical_p = (
             _region_p(p_layers[s][0], pix, p_layers[s][1]) if s in p_layers and s in sensors else None
-            for s in ("sentinel-1", "sentinel-2")
+            for s in (SENSOR_S1, SENSOR_S2)
         )
         radar_last_change = None
         change_last = L.get(f"{SAR_METHOD}.change_last")
         dated = change_last[pix][change_last[pix] >= 0] if change_last is not None else np.empty(0, "int32")
-        if "sentinel-1" in sensors and dated.size:
+        if SENSOR_S1 in sensors and dated.size:
             # Not the maximum: over hundreds of pixels some speckle always makes a change point at the latest
             # pass. The latest pass by which a quarter of the dated pixels had still changed is a region's.
             last = int(np.quantile(dated, 1.0 - RADAR_LAST_SHARE, method="lower"))

@@ -11,10 +11,10 @@ import xarray as xr
 
 from monitoring.config import ThresholdSettings
 from monitoring.detect.result import Detection
-from monitoring.results import ChangeType
+from monitoring.results import SENSOR_S2, ChangeType
 from monitoring.sources.base import LC_CROP, OPTICAL_BANDS
 
-SENSOR = "sentinel-2"
+SENSOR = SENSOR_S2
 NIR_DROP_BURN = 0.04
 """Char lowers NIR reflectance; harvest and haze barely do. Burnt forest drops by ~0.15 (Key & Benson 2006)."""
 SWIR_RISE_SOIL = 0.03

@@ -16,9 +16,10 @@ from monitoring.config import ThresholdSettings
 from monitoring.detect.result import Detection
 from monitoring.errors import DetectionError
 from monitoring.preprocess.multilook import MULTILOOK_PX, boxcar_mean
+from monitoring.results import SENSOR_S1
 from monitoring.sources.base import LC_CROP, LC_WATER, SAR_BANDS
 
-SENSOR = "sentinel-1"
+SENSOR = SENSOR_S1
 MIN_BASELINE_SCENES = 3
 TIME_CHUNK = 16
 """Scenes per dask chunk for the SAR stack (16 x 512 x 512 float32 = 16 MB)."""
