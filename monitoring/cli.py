@@ -32,7 +32,7 @@ import flows  # noqa: F401  -- sets PREFECT_HOME & co. before anything can impor
 from monitoring.config import config_dir, load_hotspots, load_settings, parse_date, resolve_config_path
 from monitoring.errors import AOIError, BorderwatchError, ConfigError
 from monitoring.progress import ProgressEvent, subscribed
-from monitoring.results import CHANGE_LABELS, ChangeType, HotspotResult
+from monitoring.results import CHANGE_LABELS, DRAWN_SHARE, ChangeType, HotspotResult
 
 if TYPE_CHECKING:
     from prefect.deployments.runner import RunnerDeployment
@@ -381,8 +381,12 @@ def check(
         daily.check_request(
             settings, last_day=a[1], out_dir=str(out) if out else None, names=("--after window end", "--out")
         )
-        share = float(aoi.inside().mean())
-        drawn = f" ({share * aoi.area_km2:.1f} km² of it in the area drawn)" if share < 0.95 else ""
+        drawn_km2 = aoi.footprint_in_grid().area / 1e6
+        drawn = (
+            f" ({drawn_km2:.1f} km² of it in the area drawn)"
+            if drawn_km2 < DRAWN_SHARE * aoi.area_km2
+            else ""
+        )
         err_console.print(
             f"Area {aoi.id!r}: {aoi.area_km2:.1f} km², {aoi.shape[1]} x {aoi.shape[0]} px at 10 m{drawn}"
         )

@@ -148,6 +148,9 @@ class Coverage(_Record):
 
 
 SENSOR_S1, SENSOR_S2 = "sentinel-1", "sentinel-2"
+DRAWN_SHARE = 0.95
+"""A footprint under this share of its grid's box is a drawn shape: the check and the briefing say its own area
+beside the box's (a bbox's lon/lat outline leaves out only slivers, 1-3 %)."""
 
 
 class ObservationGap(_Record):

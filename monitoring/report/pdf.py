@@ -54,6 +54,7 @@ from monitoring.report.text import (
 )
 from monitoring.results import (
     CHANGE_LABELS,
+    DRAWN_SHARE,
     LIFECYCLE_LABELS,
     Alert,
     ChangeType,
@@ -590,7 +591,7 @@ def _centre_text(result: HotspotResult) -> str:
     left, bottom, right, top = result.bounds
     size = f"{(right - left) / 1000:.1f} × {(top - bottom) / 1000:.1f} km"
     drawn_km2 = sum(p.area for p in figures.grid_polygons(result.footprint, result.crs)) / 1e6
-    if drawn_km2 < 0.95 * (right - left) * (top - bottom) / 1e6:  # a drawn shape, not its whole box
+    if drawn_km2 < DRAWN_SHARE * (right - left) * (top - bottom) / 1e6:  # a drawn shape, not its whole box
         size = f"{drawn_km2:.1f} km² in a {size} box"
     if result.coordinates == "sourced":
         return f"{text} (coordinates from public sources); area {size}"
